@@ -1,0 +1,50 @@
+"""Shared fixtures: the shipped feature table as rows, writers for malformed tables, seeds."""
+import csv
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE_CSV = ROOT / "data" / "migraine_prediction.csv"
+TABLE_XLSX = ROOT / "data" / "migraine_prediction.xlsx"
+
+
+@pytest.fixture
+def seed():
+    """A stateless TF seed (shape [2]) shared by tests that sample."""
+    import tensorflow as tf
+
+    return tf.constant([20251115, 1], tf.int32)
+
+
+@pytest.fixture
+def table_rows():
+    """The shipped table as a list of dicts (column name -> cell text), fresh for each test."""
+    with open(TABLE_CSV, newline="", encoding="utf-8") as f:
+        return [dict(r) for r in csv.DictReader(f)]
+
+
+@pytest.fixture
+def write_xlsx(tmp_path):
+    """write_xlsx(rows or {sheet: rows}, name) -> path of an .xlsx holding them (header = row 1)."""
+    import openpyxl
+
+    def write(rows, name="table.xlsx"):
+        sheets = rows if isinstance(rows, dict) else {"features": rows}
+        wb = openpyxl.Workbook()
+        wb.remove(wb.active)
+        for title, sheet_rows in sheets.items():
+            ws = wb.create_sheet(title)
+            if sheet_rows:
+                header = list(sheet_rows[0])
+                ws.append(header)
+                for r in sheet_rows:
+                    ws.append([r.get(h) for h in header])
+        path = tmp_path / name
+        wb.save(path)
+        return path
+
+    return write

@@ -1,0 +1,150 @@
+"""The ALINE network: tensors through Keras layers, tfd posterior/predictive/policy objects at its edge."""
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_aline.layers import AlineTransformer, LogitHead, MixtureHead, TokenEmbedder
+
+tfd = tfp.distributions
+
+# A taken candidate's logit: exp(-1e9 - max) is exactly 0 in float32, and unlike -inf it keeps
+# 0 * logit (entropy, log-prob sums) finite.
+TAKEN_LOGIT = -1e9
+
+HIDDEN_DIM = 128  # width of the embedder and head MLPs, as in the paper
+
+
+@keras.saving.register_keras_serializable(package="tfp_aline")
+class AlineModel(keras.Model):
+    """Amortized posterior, posterior predictive and acquisition policy in one transformer.
+
+    `call(inputs, compute_policy=True)` maps a dict of tensors (see `call`) to a dict of tensors;
+    `posterior`, `predictive`, `policy` and `select` turn those into tfd objects or choices.
+    The weights do not depend on any input size, so `model.build()` creates them all without
+    inputs (calling the model once, e.g. `model(model.dummy_inputs())`, does the same); build
+    before `model.save(...)` or checkpointing.
+    """
+
+    def __init__(self, num_parameters, x_dim, y_dim=1, embed_dim=32, num_layers=3, num_heads=4, ff_dim=128,
+                 num_components=10, min_scale=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.num_parameters = num_parameters
+        self.x_dim = x_dim
+        self.y_dim = y_dim
+        self.embed_dim = embed_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.ff_dim = ff_dim
+        self.num_components = num_components
+        self.min_scale = min_scale
+        self.embedder = TokenEmbedder(num_parameters, x_dim, y_dim, embed_dim, HIDDEN_DIM, name="embedder")
+        self.transformer = AlineTransformer(embed_dim, num_layers, num_heads, ff_dim, name="transformer")
+        self.inference_head = MixtureHead(num_components, HIDDEN_DIM, min_scale, name="inference_head")
+        self.predictive_head = LogitHead(HIDDEN_DIM, name="predictive_head")
+        self.policy_head = LogitHead(HIDDEN_DIM, name="policy_head")
+
+    def build(self, input_shape=None):
+        """Creates every weight; `input_shape` is ignored (weight shapes follow from the config)."""
+        token_shape = (None, None, self.embed_dim)
+        self.embedder.build()
+        self.transformer.build()
+        self.inference_head.build(token_shape)
+        self.predictive_head.build(token_shape)
+        self.policy_head.build(token_shape)
+        self.built = True
+
+    def get_build_config(self):
+        return {"input_shape": None}
+
+    def build_from_config(self, config):
+        self.build()
+
+    def dummy_inputs(self, batch_size=1, num_context=1, num_candidates=1, num_predictive=0):
+        """A valid inputs dict of zeros (all context valid, all targets active) for building or tracing."""
+        b, c, n, m = batch_size, num_context, num_candidates, num_predictive
+        return {"context_x": tf.zeros([b, c, self.x_dim]), "context_y": tf.zeros([b, c, self.y_dim]),
+                "context_mask": tf.ones([b, c], tf.bool), "query_x": tf.zeros([b, n, self.x_dim]),
+                "target_x": tf.zeros([b, m, self.x_dim]),
+                "target_mask": tf.ones([b, self.num_parameters + m], tf.bool)}
+
+    def call(self, inputs, compute_policy=True, training=False):
+        """One forward pass.
+
+        inputs: dict of `context_x` [B, C, Dx], `context_y` [B, C, Dy], `context_mask` [B, C] bool
+        (valid slots), `target_x` [B, M, Dx] (M may be 0; missing means M = 0), `target_mask`
+        [B, L + M] bool (the active target, which only the queries attend to; missing means all
+        active) and, when compute_policy, `query_x` [B, N, Dx].
+        Returns a dict: `mixture_logits`, `mixture_locs`, `mixture_scales` [B, L, K] for all L
+        parameters, `predictive_logits` [B, M] and, when compute_policy, raw `policy_logits` [B, N].
+        compute_policy=False skips the query tokens entirely (e.g. warm-up with random queries).
+        """
+        context_x, context_mask = inputs["context_x"], tf.cast(inputs["context_mask"], tf.bool)
+        batch_size = tf.shape(context_x)[0]
+        target_x = inputs.get("target_x")
+        if target_x is None:
+            target_x = tf.zeros([batch_size, 0, self.x_dim], context_x.dtype)
+        query_x = None
+        if compute_policy:
+            query_x = inputs.get("query_x")
+            if query_x is None:
+                raise ValueError("inputs['query_x'] is required when compute_policy=True")
+        target_mask = inputs.get("target_mask")
+        if target_mask is None:
+            target_mask = tf.ones([batch_size, self.num_parameters + tf.shape(target_x)[1]], tf.bool)
+
+        tokens = self.embedder(context_x, inputs["context_y"], context_mask, target_x, query_x)
+        tokens = self.transformer(tokens["context"], tokens["targets"], context_mask, target_mask,
+                                  tokens.get("queries"))
+        targets = tokens["targets"]
+        logits, locs, scales = self.inference_head(targets[:, :self.num_parameters])
+        outputs = {"mixture_logits": logits, "mixture_locs": locs, "mixture_scales": scales,
+                   "predictive_logits": self.predictive_head(targets[:, self.num_parameters:])}
+        if compute_policy:
+            outputs["policy_logits"] = self.policy_head(tokens["queries"])
+        return outputs
+
+    @staticmethod
+    def posterior(outputs):
+        """Mean-field posterior marginals q(theta_l | D): a Gaussian mixture with batch shape [B, L]."""
+        return tfd.MixtureSameFamily(
+            tfd.Categorical(logits=outputs["mixture_logits"]),
+            tfd.Normal(outputs["mixture_locs"], outputs["mixture_scales"]))
+
+    @staticmethod
+    def predictive(outputs):
+        """Posterior predictive q(y*_m | x*_m, D) of binary outcomes: Bernoulli with batch shape [B, M]."""
+        return tfd.Bernoulli(logits=outputs["predictive_logits"], dtype=tf.float32)
+
+    @staticmethod
+    def masked_policy_logits(outputs, taken_mask):
+        """Policy logits [B, N] with taken candidates (taken_mask [B, N] bool) set to TAKEN_LOGIT."""
+        logits = outputs["policy_logits"]
+        return tf.where(tf.cast(taken_mask, tf.bool), tf.constant(TAKEN_LOGIT, logits.dtype), logits)
+
+    @classmethod
+    def policy(cls, outputs, taken_mask):
+        """The acquisition policy pi(n | D): Categorical over N candidates, batch shape [B].
+
+        Taken candidates (taken_mask [B, N] bool) have probability exactly 0.
+        """
+        return tfd.Categorical(logits=cls.masked_policy_logits(outputs, taken_mask))
+
+    @classmethod
+    def select(cls, outputs, taken_mask, greedy, seed=None):
+        """Next candidate per episode, int32 [B], never a taken one (unless all N are taken).
+
+        greedy=True takes the argmax of the policy; greedy=False samples from it with the
+        stateless `seed` (shape [2] int), so the choice is reproducible under tf.function/XLA.
+        """
+        logits = cls.masked_policy_logits(outputs, taken_mask)
+        if greedy:
+            return tf.argmax(logits, axis=-1, output_type=tf.int32)
+        if seed is None:
+            raise ValueError("select(greedy=False) needs a stateless seed")
+        return tf.random.stateless_categorical(tf.cast(logits, tf.float32), 1, seed, dtype=tf.int32)[:, 0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_parameters": self.num_parameters, "x_dim": self.x_dim,
+                "y_dim": self.y_dim, "embed_dim": self.embed_dim, "num_layers": self.num_layers,
+                "num_heads": self.num_heads, "ff_dim": self.ff_dim, "num_components": self.num_components,
+                "min_scale": self.min_scale}
