@@ -7,12 +7,6 @@ import time
 from pathlib import Path
 
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.feature_table import DEFAULT_TABLE
-
-
-def _default_table() -> Path:
-    local = Path("data") / "migraine_prediction.xlsx"
-    return local if local.exists() else DEFAULT_TABLE
 
 
 def _add_generate_mock(sub):
@@ -29,19 +23,45 @@ def _add_generate_mock(sub):
 
 
 def run_generate_mock(args) -> int:
-    from tfp_aline.feature_table import read_feature_table
+    from tfp_aline.feature_table import read_feature_table, resolve_data_path
     from tfp_aline.mock_distribution import generate_mock_distribution, save_mock_distribution, summary
     from tfp_aline.tasks.migraine import MigraineTask
 
     if args.n < 2:
         raise TfpAlineError(f"--n must be at least 2, got {args.n}")
     start = time.perf_counter()
-    table = read_feature_table(args.table or _default_table(), sheet=args.sheet)
+    table = read_feature_table(args.table or resolve_data_path("data/migraine_prediction.xlsx"), sheet=args.sheet)
     mock = generate_mock_distribution(MigraineTask(table), n=args.n, seed=args.seed)
     paths = save_mock_distribution(mock, args.out)
     print(summary(mock))
     print("wrote " + ", ".join(str(p) for p in paths) + f" in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train an ALINE model (warm-up, then policy gradient)",
+                       description="Train on simulated episodes; logs to TensorBoard, checkpoints, "
+                                   "saves model.keras and the resolved config in the run dir.")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML config (required unless --resume reads the run dir's config.yaml)")
+    p.add_argument("--logdir", type=Path, default=None,
+                   help="run dir (default: runs/<config-name>-<timestamp>/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set training.epochs=50 (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --logdir from its latest checkpoint")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-eval", action="store_true", help="skip the short evaluation after training")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args) -> int:
+    from tfp_aline.training.main_job import train_command
+
+    return train_command(config=args.config, logdir=args.logdir, overrides=args.overrides,
+                         resume=args.resume, seed=args.seed, progress=not args.no_progress,
+                         evaluate=not args.no_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Amortized Bayesian inference and active data acquisition (ALINE) with TFP.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate_mock(sub)
+    _add_train(sub)
     return parser
 
 

@@ -118,6 +118,15 @@ class FeatureTable:
         return np.asarray(z, dtype=float) * self.std + self.mean
 
 
+def resolve_data_path(path) -> Path:
+    """A relative path as given if it exists from the working directory, else from the repository root
+    (so configs naming `data/...` work from any folder with an editable install)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists() or not (PACKAGE_ROOT / path).exists():
+        return path
+    return PACKAGE_ROOT / path
+
+
 def parse_range(text) -> tuple[float, float] | None:
     """'4-10', '4–10', '4 to 10', '-5 to 5', '0.5-3.5 L' -> (lo, hi); None if it is not a range."""
     if text is None or isinstance(text, (int, float)) and not isinstance(text, bool):

@@ -1,0 +1,1 @@
+"""Training: losses, the compiled rollout, the train step, logging, checkpoints."""

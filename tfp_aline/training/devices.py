@@ -1,0 +1,35 @@
+"""Device discovery and the tf.distribute strategy a run uses."""
+import tensorflow as tf
+
+from tfp_aline.errors import ConfigError
+
+
+def describe_devices() -> str:
+    """'2 x GPU' or 'CPU', for the log."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} x GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """'default' (one device: a GPU if visible, else CPU), 'mirrored' (all local GPUs, or the
+    logical CPUs a test configured), 'multi_worker' (TF_CONFIG describes the cluster)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+                  [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"training.strategy = {name!r}: expected default, mirrored or multi_worker")
+
+
+def set_mixed_precision(enabled: bool):
+    """Mixed precision: float16 compute on GPUs, bfloat16 on CPUs; variables and heads stay float32."""
+    import keras
+
+    policy = "float32"
+    if enabled:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy

@@ -1,0 +1,51 @@
+"""ALINE's losses: posterior NLL over steps and the REINFORCE surrogate with dense rewards."""
+import tensorflow as tf
+
+
+def target_log_prob(model, outputs, batch, target_mask):
+    """Mean log q of the true target values over the active target tokens: [B].
+
+    outputs: the model's output dict at one context; target_mask: [B, L + M] bool, the first L
+    columns parameter tokens (scored against batch.theta), the last M predictive tokens (scored
+    against batch.target_y).
+    """
+    logq = model.posterior(outputs).log_prob(tf.cast(batch.theta, tf.float32))  # [B, L]
+    if batch.target_y.shape[1]:
+        pred = model.predictive(outputs).log_prob(tf.cast(batch.target_y[..., 0], tf.float32))  # [B, M]
+        logq = tf.concat([logq, pred], axis=-1)
+    mask = tf.cast(target_mask, logq.dtype)
+    return tf.reduce_sum(logq * mask, -1) / tf.maximum(tf.reduce_sum(mask, -1), 1.0)
+
+
+def nll_loss(logq):
+    """-mean over steps t = 1..T and episodes of log q(target | D_t); logq: [T + 1, B] (row 0 is D_0)."""
+    return -tf.reduce_mean(logq[1:])
+
+
+def _batch_moments(x):
+    """Mean and std over the global batch (all replicas) of x: [T, B] -> ([T, 1], [T, 1])."""
+    ctx = tf.distribute.get_replica_context()
+    n = tf.cast(tf.shape(x)[1], x.dtype)
+    s, s2 = tf.reduce_sum(x, 1, keepdims=True), tf.reduce_sum(tf.square(x), 1, keepdims=True)
+    if ctx is not None:  # inside strategy.run: normalise over the global batch, not one replica's share
+        n, s, s2 = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [n, s, s2])
+    mean = s / n
+    return mean, tf.sqrt(tf.maximum(s2 / n - tf.square(mean), 0.0))
+
+
+def step_rewards(logq):
+    """Dense rewards R_t = log q(target | D_t) - log q(target | D_{t-1}): [T + 1, B] -> [T, B]."""
+    return logq[1:] - logq[:-1]
+
+
+def policy_weights(rewards, gamma):
+    """gamma^t * (R_t normalised across the batch per step), a constant for the gradient: [T, B]."""
+    mean, std = _batch_moments(rewards)
+    normalised = (rewards - mean) / (std + 1e-8)
+    discount = tf.pow(tf.cast(gamma, rewards.dtype), tf.range(1, tf.shape(rewards)[0] + 1, dtype=rewards.dtype))
+    return tf.stop_gradient(discount[:, None] * normalised)
+
+
+def policy_loss(weights, log_pi):
+    """REINFORCE surrogate -mean_t,b w_t log pi(x_t | D_{t-1}); weights, log_pi: [T, B]."""
+    return -tf.reduce_mean(tf.stop_gradient(weights) * log_pi)

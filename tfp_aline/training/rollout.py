@@ -1,0 +1,88 @@
+"""The T-step rollout as one graph loop: choose a candidate, observe it, update the posterior."""
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from tfp_aline.model import AlineModel
+from tfp_aline.rollout_state import RolloutState, initial_state, model_inputs, observe
+from tfp_aline.training.losses import target_log_prob
+
+MODES = ("random", "sample", "greedy")
+
+
+class RolloutResult(NamedTuple):
+    """Per-step record of a rollout (step 0 is the context before any query).
+
+    logq:    [T + 1, B] mean log q of the true target values after t queries
+    log_pi:  [T, B] log pi(x_t | D_{t-1}) of the chosen candidates (0 in 'random' mode)
+    entropy: [T, B] entropy of the policy at each choice (0 in 'random' mode)
+    chosen:  [T, B] int32 indices of the chosen candidates
+    state:   the final RolloutState
+    """
+
+    logq: tf.Tensor
+    log_pi: tf.Tensor
+    entropy: tf.Tensor
+    chosen: tf.Tensor
+    state: RolloutState
+
+
+def choice_noise(seed, horizon: int, batch_size, num_candidates: int):
+    """Gumbel noise for every choice of a rollout: [T, B, N].
+
+    Drawn per episode up front, so that splitting a batch across devices changes no choice, and
+    so that sampling is an argmax (XLA-friendly, unlike the multinomial op with 64-bit seeds).
+    """
+    return -tf.math.log(-tf.math.log(tf.random.stateless_uniform(
+        [horizon, batch_size, num_candidates], seed, minval=1e-20, maxval=1.0)))
+
+
+def choose(logits, taken, noise, mode: str):
+    """Pick one untaken candidate per episode: logits, noise [B, N], taken [B, N] bool -> [B] int32.
+
+    'random' is uniform among the untaken, 'sample' draws from softmax(logits) (Gumbel-max trick),
+    'greedy' is the argmax.
+    """
+    score = {"random": noise, "sample": logits + noise, "greedy": logits}[mode]
+    return tf.argmax(tf.where(taken, tf.constant(-1e30, score.dtype), score), -1, output_type=tf.int32)
+
+
+def rollout(model: AlineModel, batch, target_mask, horizon: int, mode: str, noise, training=False):
+    """Run T steps of acquisition on a batch of episodes (a `tf.while_loop`, so graph size and
+    compile time do not grow with T).
+
+    mode: 'random' (uniform among untaken; the query path is not computed at all), 'sample'
+    (draw from the policy) or 'greedy' (the policy's argmax). noise: [T, B, N] from `choice_noise`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+    use_policy = mode != "random"
+
+    def forward(state):
+        out = model(model_inputs(state, batch, target_mask), compute_policy=use_policy, training=training)
+        logits = out["policy_logits"] if use_policy else tf.zeros(tf.shape(state.taken), tf.float32)
+        return target_log_prob(model, out, batch, target_mask), tf.cast(logits, tf.float32)
+
+    state = initial_state(batch, horizon)
+    logq0, logits0 = forward(state)
+    size = dict(size=horizon, element_shape=logq0.shape)
+    arrays = (tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size),
+              tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.int32, **size))
+
+    def body(t, state, logits, logq_ta, logpi_ta, ent_ta, chosen_ta):
+        index = choose(logits, state.taken, noise[t], mode)
+        if use_policy:
+            policy = model.policy({"policy_logits": logits}, state.taken)
+            log_pi, entropy = policy.log_prob(index), policy.entropy()
+        else:
+            log_pi = entropy = tf.zeros(tf.shape(index), tf.float32)
+        state = observe(state, batch, index)
+        logq, logits = forward(state)
+        return (t + 1, state, logits, logq_ta.write(t, logq), logpi_ta.write(t, log_pi),
+                ent_ta.write(t, entropy), chosen_ta.write(t, index))
+
+    _, state, _, logq_ta, logpi_ta, ent_ta, chosen_ta = tf.while_loop(
+        lambda t, *_: t < horizon, body, (tf.constant(0), state, logits0, *arrays),
+        maximum_iterations=horizon)
+    return RolloutResult(logq=tf.concat([logq0[None], logq_ta.stack()], 0), log_pi=logpi_ta.stack(),
+                         entropy=ent_ta.stack(), chosen=chosen_ta.stack(), state=state)

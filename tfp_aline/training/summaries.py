@@ -1,0 +1,90 @@
+"""TensorBoard output: scalars, weight histograms, images of the query strategy and posteriors, hparams."""
+import io
+
+import numpy as np
+import tensorflow as tf
+
+
+def write_scalars(writer, step, values: dict):
+    with writer.as_default(step=step):
+        for tag, value in values.items():
+            tf.summary.scalar(tag, value)
+
+
+def write_histograms(writer, step, model):
+    with writer.as_default(step=step):
+        for v in model.trainable_variables:
+            tf.summary.histogram("weights/" + v.path.replace(":", "_"), v)
+
+
+def write_hparams(writer, cfg):
+    from tensorboard.plugins.hparams import api as hp
+
+    flat = {}
+    for section, values in cfg.to_dict().items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                if isinstance(v, (int, float, str, bool)):
+                    flat[f"{section}.{k}"] = v
+        elif isinstance(values, (int, float, str, bool)):
+            flat[section] = values
+    with writer.as_default(step=0):
+        hp.hparams(flat, trial_id=cfg.name)
+
+
+def _png(fig) -> tf.Tensor:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return tf.image.decode_png(buf.getvalue(), channels=4)[None]
+
+
+def query_strategy_figure(chosen_x, x_names, title):
+    """Heatmap of the mean chosen input per step: chosen_x [T, B, Dx] -> matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean = np.asarray(chosen_x).mean(axis=1)  # [T, Dx]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    lim = max(np.abs(mean).max(), 1e-6)
+    im = ax.imshow(mean.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_yticks(range(len(x_names)), x_names, fontsize=6)
+    ax.set_xlabel("query step t")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="mean chosen input (standardised)")
+    fig.tight_layout()
+    return fig
+
+
+def posterior_figure(posterior, theta, names, steps):
+    """Marginal posteriors of a few parameters of one episode at several steps.
+
+    posterior: list over steps of tfd with batch [1, L]; theta: [L] truth; names: [L]; steps: labels.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = min(4, len(names))
+    fig, axes = plt.subplots(1, shown, figsize=(3 * shown, 2.8))
+    axes = np.atleast_1d(axes)
+    for i, ax in enumerate(axes):
+        grid = np.linspace(theta[i] - 3, theta[i] + 3, 400).astype(np.float32)
+        for q, label in zip(posterior, steps):
+            dens = np.exp(q.log_prob(np.broadcast_to(grid[:, None, None], (400, 1, len(names)))).numpy()[:, 0, i])
+            ax.plot(grid, dens, label=f"t={label}")
+        ax.axvline(theta[i], color="k", ls="--", lw=1)
+        ax.set_title(names[i][:28], fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def write_image(writer, step, tag, fig):
+    with writer.as_default(step=step):
+        tf.summary.image(tag, _png(fig))

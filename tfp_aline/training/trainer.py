@@ -1,0 +1,289 @@
+"""The custom training loop: warm-up, then joint policy-gradient training; logs, checkpoints, resume."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfp_aline import atomic
+from tfp_aline.config import Config
+from tfp_aline.errors import TfpAlineError
+from tfp_aline.model import AlineModel
+from tfp_aline.rollout_state import initial_state, model_inputs, observe
+from tfp_aline.targets import target_mask
+from tfp_aline.tasks.factory import build_task
+from tfp_aline.training import losses, summaries
+from tfp_aline.training.devices import describe_devices, make_strategy, set_mixed_precision
+from tfp_aline.training.rollout import choice_noise, rollout
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.yaml"
+
+
+class TrainingError(TfpAlineError):
+    """Training cannot go on (non-finite values with on_nonfinite=stop, a clashing run dir, ...)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    logdir: Path
+    epoch: int
+    interrupted: bool
+    skipped_epochs: list
+
+
+def build_model(cfg: Config, task) -> AlineModel:
+    """The network of a config, built (variables created) on dummy inputs."""
+    n = cfg.network
+    model = AlineModel(task.num_parameters, task.x_dim, task.y_dim, embed_dim=n.embed_dim,
+                       num_layers=n.num_layers, num_heads=n.num_heads, ff_dim=n.ff_dim,
+                       num_components=n.num_components, min_scale=n.min_scale)
+    model(model.dummy_inputs(num_predictive=cfg.episodes.num_predictive_targets), compute_policy=True)
+    return model
+
+
+def target_table(cfg: Config, task) -> tf.Tensor:
+    """One row per configured target kind: [K, L + M] bool masks."""
+    m = cfg.episodes.num_predictive_targets
+    return tf.concat([target_mask(task, name, 1, m) for name in cfg.target_names], axis=0)
+
+
+class Trainer:
+    """Owns the task, model, optimizer, checkpoint manager and TensorBoard writer of one run dir."""
+
+    def __init__(self, cfg: Config, logdir, resume: bool = False, strategy=None):
+        self.cfg, self.logdir = cfg, Path(logdir)
+        self.precision = set_mixed_precision(cfg.training.mixed_precision)
+        self.task = build_task(cfg.task)
+        self.strategy = strategy or make_strategy(cfg.training.strategy)
+        self.targets = target_table(cfg, self.task)
+        self.target_logp = tf.math.log(tf.constant([cfg.target_probs], tf.float32))
+        t = cfg.training
+        with self.strategy.scope():
+            self.model = build_model(cfg, self.task)
+            schedule = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=t.epochs)
+            self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay)
+            self.optimizer.build(self.model.trainable_variables)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir / "checkpoints",
+                                                  max_to_keep=cfg.logging.keep_checkpoints)
+        if self.manager.latest_checkpoint and not resume:
+            raise TrainingError(f"{self.logdir} already holds checkpoints: pass --resume to continue "
+                                "that run, or choose another --logdir")
+        if resume and self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(self.logdir / CONFIG_FILE, cfg.to_yaml())
+        self.writer = tf.summary.create_file_writer(str(self.logdir))
+        self._compute = {w: tf.function(lambda *a, w=w: self._distributed_compute(*a, warmup=w))
+                         for w in (True, False)}
+        self._apply = tf.function(self._apply_gradients)
+        self._sample = tf.function(self._sample_epoch)
+
+    # ---- one epoch -------------------------------------------------------------------------
+    def _sample_epoch(self, epoch):
+        """The global batch of an epoch, its per-episode targets and choice noise (from the seed)."""
+        e = self.cfg.episodes
+        base = tf.constant([self.cfg.seed, 0x5EED], tf.int32)
+        s_episodes, s_targets, s_noise = tf.unstack(tf.random.experimental.stateless_split(
+            tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int32)), num=3))
+        batch = self.task.sample_episodes(e.batch_size, e.num_candidates, seed=s_episodes,
+                                          num_initial_context=e.num_initial_context,
+                                          num_predictive_targets=e.num_predictive_targets)
+        kinds = tf.random.stateless_categorical(self.target_logp, e.batch_size, s_targets, dtype=tf.int32)[0]
+        noise = choice_noise(s_noise, e.horizon, e.batch_size, e.num_candidates)
+        return batch, tf.gather(self.targets, kinds), noise
+
+    def _replica_losses(self, batch, tmask, noise, warmup: bool):
+        """Losses and per-step statistics of one replica's share of the batch."""
+        t = self.cfg.training
+        result = rollout(self.model, batch, tmask, self.cfg.episodes.horizon,
+                         "random" if warmup else "sample", noise, training=True)
+        nll = losses.nll_loss(result.logq)
+        rewards = losses.step_rewards(result.logq)
+        if warmup:
+            pg = tf.constant(0.0)
+        else:
+            pg = losses.policy_loss(losses.policy_weights(rewards, t.gamma), result.log_pi)
+        total = nll + t.alpha * pg
+        stats = {"loss/nll": nll, "loss/policy": pg, "loss/total": total,
+                 "reward/mean": tf.reduce_mean(rewards), "policy/entropy": tf.reduce_mean(result.entropy)}
+        return total, stats, tf.reduce_mean(result.logq, axis=1)
+
+    def _replica_step(self, batch, tmask, noise, warmup: bool):
+        ctx = tf.distribute.get_replica_context()
+        n, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+        share = self.cfg.episodes.batch_size // n
+        take = lambda x: x[rid * share:(rid + 1) * share]  # noqa: E731  (batch axis first)
+        batch = tf.nest.map_structure(take, batch)
+        tmask, noise = take(tmask), noise[:, rid * share:(rid + 1) * share]
+        variables = self.model.trainable_variables
+        compute = tf.function(self._replica_losses, jit_compile=self.cfg.training.jit_compile) \
+            if self.cfg.training.jit_compile else self._replica_losses
+        with tf.GradientTape() as tape:
+            total, stats, logq = compute(batch, tmask, noise, warmup)
+            scaled = total / n
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                 for g, v in zip(tape.gradient(scaled, variables), variables)]
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        return grads, stats, logq
+
+    def _distributed_compute(self, batch, tmask, noise, warmup: bool):
+        grads, stats, logq = self.strategy.run(self._replica_step, args=(batch, tmask, noise, warmup))
+        mean = lambda x: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, x, axis=None)  # noqa: E731
+        grads = [mean(g) for g in grads]  # identical on every replica after the all-reduce
+        stats = {k: mean(v) for k, v in stats.items()}
+        stats["optim/grad_norm"] = tf.linalg.global_norm(grads)
+        return grads, stats, mean(logq)
+
+    def _apply_gradients(self, grads):
+        clipped, _ = tf.clip_by_global_norm(grads, self.cfg.training.clip_norm)
+        # Cross-replica context: Keras applies these (already reduced) gradients to every mirror.
+        self.optimizer.apply_gradients(zip(clipped, self.model.trainable_variables))
+
+    def train_epoch(self, epoch: int):
+        """One epoch: returns (stats dict of floats, logq per step [T + 1], applied?)."""
+        warmup = epoch < self.cfg.training.warmup_epochs
+        batch, tmask, noise = self._sample(tf.constant(epoch, tf.int64))
+        grads, stats, logq = self._compute[warmup](batch, tmask, noise)
+        stats = {k: float(v) for k, v in stats.items()}
+        finite = all(math.isfinite(v) for v in stats.values())
+        if finite:
+            self._apply(grads)
+        return stats, logq.numpy(), finite
+
+    # ---- the loop --------------------------------------------------------------------------
+    def weights_finite(self) -> bool:
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
+                   if "float" in str(v.dtype))
+
+    def save_checkpoint(self):
+        if not self.weights_finite():
+            raise TrainingError(f"epoch {int(self.epoch.numpy())}: weights are not finite; checkpoint not saved")
+        # CheckpointManager writes the shards first and updates its index atomically last, so a
+        # crash mid-save leaves the previous checkpoint as the latest loadable one.
+        return self.manager.save(checkpoint_number=int(self.epoch.numpy()))
+
+    def fit(self, progress: bool = True) -> TrainResult:
+        """Train until `training.epochs`; Ctrl-C saves a checkpoint and returns (interrupted=True)."""
+        from tqdm.auto import tqdm
+
+        cfg, log = self.cfg, self.cfg.logging
+        start = int(self.epoch.numpy())
+        if start == 0:
+            summaries.write_hparams(self.writer, cfg)
+        print(f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
+              f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
+              + (f"; resuming at epoch {start}" if start else ""), flush=True)
+        bar = tqdm(total=cfg.training.epochs, initial=start, disable=not progress, unit="epoch",
+                   dynamic_ncols=True)
+        skipped, interval, tick = [], [], time.perf_counter()
+        interrupted = False
+        try:
+            for epoch in range(start, cfg.training.epochs):
+                stats, logq, applied = self.train_epoch(epoch)
+                self.epoch.assign(epoch + 1)
+                if not applied:
+                    bad = ", ".join(k for k, v in stats.items() if not math.isfinite(v))
+                    msg = f"epoch {epoch + 1}: non-finite {bad}"
+                    if cfg.training.on_nonfinite == "stop":
+                        raise TrainingError(msg + " (training.on_nonfinite = stop)")
+                    skipped.append(epoch + 1)
+                    tqdm.write(msg + "; update skipped")
+                    continue
+                interval.append((stats, logq))
+                phase = "warm-up" if epoch < cfg.training.warmup_epochs else "policy"
+                now = time.perf_counter()
+                rate = 1.0 / max(now - tick, 1e-9)
+                tick = now
+                bar.set_postfix(phase=phase, loss=f"{stats['loss/total']:.3f}",
+                                reward=f"{stats['reward/mean']:.4f}", eps=f"{rate:.2f}", refresh=False)
+                bar.update(1)
+                step = epoch + 1
+                if step % log.scalars_every == 0 or step == cfg.training.epochs:
+                    self._write_scalars(step, interval, rate)
+                    interval = []
+                if step % log.histograms_every == 0:
+                    summaries.write_histograms(self.writer, step, self.model)
+                if step % log.images_every == 0 or step == cfg.training.epochs:
+                    self.write_images(step)
+                if step % log.checkpoint_every == 0:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            interrupted = True
+            tqdm.write(f"interrupted at epoch {int(self.epoch.numpy())}: saving a checkpoint")
+        finally:
+            bar.close()
+        if self.weights_finite():
+            self.save_checkpoint()
+        self.writer.flush()
+        if not interrupted:
+            self.save_model()
+        return TrainResult(self.logdir, int(self.epoch.numpy()), interrupted, skipped)
+
+    def _write_scalars(self, step, interval, rate):
+        if not interval:
+            return
+        T = self.cfg.episodes.horizon
+        values = {k: float(np.mean([s[k] for s, _ in interval])) for k in interval[0][0]}
+        logq = np.mean([q for _, q in interval], axis=0)
+        values.update({"logq/t1": logq[1], "logq/tmid": logq[max(T // 2, 1)], "logq/tT": logq[T],
+                       "optim/lr": float(self.optimizer.learning_rate), "perf/epochs_per_s": rate})
+        summaries.write_scalars(self.writer, step, values)
+
+    def write_images(self, step):
+        """Query strategy of the current policy and one episode's posteriors, on a fixed batch."""
+        e = self.cfg.episodes
+        people = min(16, e.batch_size)
+        batch = self.task.sample_episodes(people, e.num_candidates, seed=tf.constant([self.cfg.seed, 77]),
+                                          num_initial_context=e.num_initial_context,
+                                          num_predictive_targets=e.num_predictive_targets)
+        tmask = tf.repeat(self.targets[:1], people, axis=0)
+        noise = choice_noise(tf.constant([self.cfg.seed, 78]), e.horizon, people, e.num_candidates)
+        mode = "random" if step <= self.cfg.training.warmup_epochs else "sample"
+        result = rollout(self.model, batch, tmask, e.horizon, mode, noise)
+        chosen_x = tf.gather(batch.query_x, tf.transpose(result.chosen), batch_dims=1)  # [B, T, Dx]
+        summaries.write_image(self.writer, step, "images/query_strategy", summaries.query_strategy_figure(
+            tf.transpose(chosen_x, [1, 0, 2]).numpy(), getattr(self.task.table, "names", None) or
+            [f"x{i}" for i in range(self.task.x_dim)],
+            f"{mode} choices, target '{self.cfg.target_names[0]}', epoch {step}"))
+        posts = []
+        first = tf.nest.map_structure(lambda x: x[:1], batch)
+        state = initial_state(first, e.horizon)
+        for t in range(e.horizon + 1):  # replay episode 0's choices, keeping three posteriors
+            if t in (0, e.horizon // 2, e.horizon):
+                out = self.model(model_inputs(state, first, tmask[:1]), compute_policy=False)
+                posts.append(self.model.posterior(out))
+            if t < e.horizon:
+                state = observe(state, first, result.chosen[t, :1])
+        idx = np.flatnonzero(tmask[0, :self.task.num_parameters].numpy())
+        summaries.write_image(self.writer, step, "images/posteriors", summaries.posterior_figure(
+            [_Subset(p, idx) for p in posts], batch.theta.numpy()[0, idx],
+            [self.task.parameter_names[i] for i in idx], (0, e.horizon // 2, e.horizon)))
+
+    def save_model(self):
+        """The final model as .keras in the run dir, written atomically."""
+        if not self.weights_finite():
+            raise TrainingError("weights are not finite; model not saved")
+        tmp = self.logdir / f".partial-{os.getpid()}.keras"
+        self.model.save(tmp)
+        os.replace(tmp, self.logdir / MODEL_FILE)
+
+
+class _Subset:
+    """log_prob of a [1, L] posterior restricted to some parameter columns (for plotting)."""
+
+    def __init__(self, dist, idx):
+        self.dist, self.idx = dist, idx
+
+    def log_prob(self, x):
+        full = np.zeros(x.shape[:-1] + (self.dist.batch_shape[-1],), np.float32)
+        full[..., self.idx] = x
+        return tf.gather(self.dist.log_prob(full), self.idx, axis=-1)
