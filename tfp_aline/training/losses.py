@@ -22,9 +22,10 @@ def nll_loss(logq):
     return -tf.reduce_mean(logq[1:])
 
 
-def _batch_moments(x):
-    """Mean and std over the global batch (all replicas) of x: [T, B] -> ([T, 1], [T, 1])."""
-    ctx = tf.distribute.get_replica_context()
+def _batch_moments(x, global_batch=True):
+    """Mean and std over the batch of x: [T, B] -> ([T, 1], [T, 1]); over all replicas' episodes
+    when `global_batch` (needs a replica context outside any nested tf.function)."""
+    ctx = tf.distribute.get_replica_context() if global_batch else None
     n = tf.cast(tf.shape(x)[1], x.dtype)
     s, s2 = tf.reduce_sum(x, 1, keepdims=True), tf.reduce_sum(tf.square(x), 1, keepdims=True)
     if ctx is not None:  # inside strategy.run: normalise over the global batch, not one replica's share
@@ -38,9 +39,9 @@ def step_rewards(logq):
     return logq[1:] - logq[:-1]
 
 
-def policy_weights(rewards, gamma):
+def policy_weights(rewards, gamma, global_batch=True):
     """gamma^t * (R_t normalised across the batch per step), a constant for the gradient: [T, B]."""
-    mean, std = _batch_moments(rewards)
+    mean, std = _batch_moments(rewards, global_batch)
     normalised = (rewards - mean) / (std + 1e-8)
     discount = tf.pow(tf.cast(gamma, rewards.dtype), tf.range(1, tf.shape(rewards)[0] + 1, dtype=rewards.dtype))
     return tf.stop_gradient(discount[:, None] * normalised)

@@ -65,6 +65,7 @@ class Trainer:
         self.targets = target_table(cfg, self.task)
         self.target_logp = tf.math.log(tf.constant([cfg.target_probs], tf.float32))
         t = cfg.training
+        keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights
         with self.strategy.scope():
             self.model = build_model(cfg, self.task)
             schedule = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=t.epochs)
@@ -82,6 +83,9 @@ class Trainer:
         self.logdir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.logdir / CONFIG_FILE, cfg.to_yaml())
         self.writer = tf.summary.create_file_writer(str(self.logdir))
+        jit = cfg.training.jit_compile
+        self._gradients = {w: tf.function(lambda b, m, z, n, w=w: self._replica_gradients(b, m, z, w, n),
+                                          jit_compile=jit) for w in (True, False)}
         self._compute = {w: tf.function(lambda *a, w=w: self._distributed_compute(*a, warmup=w))
                          for w in (True, False)}
         self._apply = tf.function(self._apply_gradients)
@@ -101,7 +105,7 @@ class Trainer:
         noise = choice_noise(s_noise, e.horizon, e.batch_size, e.num_candidates)
         return batch, tf.gather(self.targets, kinds), noise
 
-    def _replica_losses(self, batch, tmask, noise, warmup: bool):
+    def _replica_losses(self, batch, tmask, noise, warmup: bool, num_replicas: int = 1):
         """Losses and per-step statistics of one replica's share of the batch."""
         t = self.cfg.training
         result = rollout(self.model, batch, tmask, self.cfg.episodes.horizon,
@@ -111,11 +115,25 @@ class Trainer:
         if warmup:
             pg = tf.constant(0.0)
         else:
-            pg = losses.policy_loss(losses.policy_weights(rewards, t.gamma), result.log_pi)
+            # Under XLA the all-reduce cannot sit inside the compiled function: with several
+            # replicas and jit_compile, rewards are normalised over each replica's share instead.
+            global_batch = not (t.jit_compile and num_replicas > 1)
+            pg = losses.policy_loss(losses.policy_weights(rewards, t.gamma, global_batch), result.log_pi)
         total = nll + t.alpha * pg
         stats = {"loss/nll": nll, "loss/policy": pg, "loss/total": total,
                  "reward/mean": tf.reduce_mean(rewards), "policy/entropy": tf.reduce_mean(result.entropy)}
         return total, stats, tf.reduce_mean(result.logq, axis=1)
+
+    def _replica_gradients(self, batch, tmask, noise, warmup: bool, num_replicas: int):
+        """Forward and backward pass of one replica's share (compiled whole under XLA when asked:
+        XLA cannot pass the while loop's saved activations to a gradient computed outside it)."""
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            total, stats, logq = self._replica_losses(batch, tmask, noise, warmup, num_replicas)
+            scaled = total / num_replicas
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                 for g, v in zip(tape.gradient(scaled, variables), variables)]
+        return grads, stats, logq
 
     def _replica_step(self, batch, tmask, noise, warmup: bool):
         ctx = tf.distribute.get_replica_context()
@@ -124,14 +142,10 @@ class Trainer:
         take = lambda x: x[rid * share:(rid + 1) * share]  # noqa: E731  (batch axis first)
         batch = tf.nest.map_structure(take, batch)
         tmask, noise = take(tmask), noise[:, rid * share:(rid + 1) * share]
-        variables = self.model.trainable_variables
-        compute = tf.function(self._replica_losses, jit_compile=self.cfg.training.jit_compile) \
-            if self.cfg.training.jit_compile else self._replica_losses
-        with tf.GradientTape() as tape:
-            total, stats, logq = compute(batch, tmask, noise, warmup)
-            scaled = total / n
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(tape.gradient(scaled, variables), variables)]
+        if self.cfg.training.jit_compile:
+            grads, stats, logq = self._gradients[warmup](batch, tmask, noise, n)
+        else:  # not nested in a tf.function, so the reward normalisation can all-reduce
+            grads, stats, logq = self._replica_gradients(batch, tmask, noise, warmup, n)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         return grads, stats, logq
 

@@ -1,0 +1,191 @@
+"""The training loop on the smoke config: logs, checkpoints and resume, crashes, non-finite values, devices."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from conftest import ROOT
+from tfp_aline.config import load_config
+from tfp_aline.training import trainer as trainer_mod
+from tfp_aline.training.trainer import Trainer, TrainingError
+
+SMOKE = ROOT / "configs" / "smoke.yaml"
+SCALARS = ("loss/nll", "loss/policy", "loss/total", "reward/mean", "logq/t1", "logq/tmid", "logq/tT",
+           "policy/entropy", "optim/lr", "optim/grad_norm", "perf/epochs_per_s")
+
+
+def smoke(*overrides):
+    return load_config(SMOKE, list(overrides))
+
+
+def read_events(logdir):
+    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"tensors": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("run")
+    trainer = Trainer(smoke(), logdir)
+    return trainer, trainer.fit(progress=False)
+
+
+def test_tensorboard_tags_and_finite_values(smoke_run):
+    trainer, result = smoke_run
+    acc = read_events(result.logdir)
+    tags = set(acc.Tags()["tensors"])
+    for tag in SCALARS:
+        assert tag in tags, tag
+        values = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+        assert len(values) == trainer.cfg.training.epochs and all(math.isfinite(v) for v in values), tag
+    assert any(t.startswith("weights/") for t in tags)  # histograms are tensors in TF2 summaries
+    assert {"images/query_strategy", "images/posteriors"} <= tags
+    policy = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("loss/policy")]
+    assert policy[:3] == [0.0] * 3 and any(v != 0 for v in policy[3:])  # warm-up, then policy gradient
+
+
+def test_run_dir_holds_model_config_and_checkpoints(smoke_run):
+    trainer, result = smoke_run
+    assert result.epoch == 6 and not result.interrupted
+    assert load_config(result.logdir / "config.yaml") == trainer.cfg
+    loaded = keras.saving.load_model(result.logdir / "model.keras")
+    inputs = trainer.model.dummy_inputs(batch_size=2, num_context=3, num_candidates=5, num_predictive=3)
+    for k, v in trainer.model(inputs).items():
+        np.testing.assert_allclose(loaded(inputs)[k], v, atol=1e-6)
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-6")
+
+
+def test_existing_run_dir_needs_resume(smoke_run):
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(smoke(), smoke_run[1].logdir)
+
+
+def test_resume_continues_counter_optimizer_and_logs(tmp_path):
+    first = Trainer(smoke("training.epochs=4"), tmp_path).fit(progress=False)
+    assert first.epoch == 4
+    again = Trainer(smoke("training.epochs=6"), tmp_path, resume=True)
+    assert int(again.epoch.numpy()) == 4 and int(again.optimizer.iterations.numpy()) == 4
+    assert again.fit(progress=False).epoch == 6 and int(again.optimizer.iterations.numpy()) == 6
+    steps = sorted(e.step for e in read_events(tmp_path).Tensors("loss/total"))
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_same_seed_same_training(tmp_path):
+    a = Trainer(smoke("training.epochs=2"), tmp_path / "a").fit(progress=False)
+    b = Trainer(smoke("training.epochs=2"), tmp_path / "b").fit(progress=False)
+    la = [float(tf.make_ndarray(e.tensor_proto)) for e in read_events(a.logdir).Tensors("loss/total")]
+    lb = [float(tf.make_ndarray(e.tensor_proto)) for e in read_events(b.logdir).Tensors("loss/total")]
+    assert la == lb
+
+
+@pytest.fixture
+def poisoned_nll(monkeypatch):
+    """Make the NLL non-finite (the patched loss is traced into the step)."""
+    real = trainer_mod.losses.nll_loss
+    monkeypatch.setattr(trainer_mod.losses, "nll_loss", lambda logq: real(logq) * float("nan"))
+
+
+def test_nonfinite_steps_are_skipped_and_never_saved(tmp_path, poisoned_nll):
+    trainer = Trainer(smoke("training.epochs=3"), tmp_path)
+    before = [v.numpy().copy() for v in trainer.model.trainable_variables]
+    result = trainer.fit(progress=False)
+    assert result.skipped_epochs == [1, 2, 3]
+    for b, v in zip(before, trainer.model.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())
+    assert trainer.weights_finite() and trainer.manager.latest_checkpoint
+
+
+def test_nonfinite_stop_names_the_epoch(tmp_path, poisoned_nll):
+    trainer = Trainer(smoke("training.on_nonfinite=stop"), tmp_path)
+    with pytest.raises(TrainingError, match="epoch 1: non-finite loss/nll"):
+        trainer.fit(progress=False)
+
+
+def test_nan_weights_are_never_saved(tmp_path):
+    trainer = Trainer(smoke("training.epochs=1"), tmp_path)
+    trainer.model.trainable_variables[0].assign(tf.fill(trainer.model.trainable_variables[0].shape, np.nan))
+    with pytest.raises(TrainingError, match="not finite"):
+        trainer.save_checkpoint()
+    assert trainer.manager.latest_checkpoint is None
+
+
+def train_process(logdir, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tfp_aline", "train", "--config", str(SMOKE), "--logdir", str(logdir),
+         "--no-progress", *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigkill_then_resume(tmp_path):
+    logdir = tmp_path / "run"
+    proc = train_process(logdir, "--set", "training.epochs=100000", "--set", "logging.checkpoint_every=1",
+                         "--set", "logging.images_every=100000")
+    deadline = time.time() + 240
+    while not list((logdir / "checkpoints").glob("ckpt-3.index")) and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    reached = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
+    assert reached is not None, "no checkpoint was written before the deadline"
+    done = int(reached.rsplit("-", 1)[1])
+    resumed = train_process(logdir, "--resume", "--set", f"training.epochs={done + 2}", "--set",
+                            "evaluation.people=8")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert f"resuming at epoch {done}" in out and f"trained {done + 2} epochs" in out
+    assert "learned policy" in out and "random queries" in out
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+    logdir = tmp_path / "run"
+    proc = train_process(logdir, "--set", "training.epochs=100000", "--set", "logging.checkpoint_every=100000")
+    deadline = time.time() + 240
+    while not list(logdir.glob("events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(8)  # let it get into the epochs
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "continue with: tfp-aline train --resume" in out and "Traceback" not in out
+    assert tf.train.latest_checkpoint(str(logdir / "checkpoints")) is not None
+
+
+MIRRORED = textwrap.dedent("""
+    import sys, json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from tfp_aline.config import load_config
+    from tfp_aline.training.trainer import Trainer
+    out = {}
+    for strategy in ("default", "mirrored"):
+        cfg = load_config(sys.argv[1], [f"training.strategy={strategy}"])
+        t = Trainer(cfg, sys.argv[2] + "/" + strategy)
+        warm, _, _ = t.train_epoch(0)
+        policy, _, _ = t.train_epoch(cfg.training.warmup_epochs)
+        out[strategy] = dict(replicas=t.strategy.num_replicas_in_sync, warm=warm, policy=policy)
+    print(json.dumps(out))
+""")
+
+
+def test_mirrored_strategy_matches_one_device(tmp_path):
+    import json
+
+    proc = subprocess.run([sys.executable, "-c", MIRRORED, str(SMOKE), str(tmp_path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["default"]["replicas"] == 1 and out["mirrored"]["replicas"] == 2
+    for phase in ("warm", "policy"):
+        for key in ("loss/total", "loss/nll", "loss/policy", "optim/grad_norm"):
+            assert out["mirrored"][phase][key] == pytest.approx(out["default"][phase][key], rel=1e-4, abs=1e-5), \
+                (phase, key)
