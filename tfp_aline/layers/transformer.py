@@ -77,9 +77,16 @@ class AlineTransformer(keras.layers.Layer):
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.ff_dim = ff_dim
-        self.blocks = [TransformerLayer(embed_dim, num_heads, ff_dim, name=f"layer_{i}")
-                       for i in range(num_layers)]
+        # One attribute per layer rather than a list: tf.train.Checkpoint does not track
+        # layers held in a Python list of a Keras 3 layer.
+        for i in range(num_layers):
+            setattr(self, f"layer_{i}", TransformerLayer(embed_dim, num_heads, ff_dim, name=f"layer_{i}"))
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
+
+    @property
+    def blocks(self):
+        """The transformer layers, first to last."""
+        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
 
     def build(self, input_shape=None):
         for block in self.blocks:
