@@ -119,6 +119,19 @@ def test_nan_weights_are_never_saved(tmp_path):
     assert trainer.manager.latest_checkpoint is None
 
 
+def test_mixed_precision_trains_with_float32_variables_and_heads(tmp_path):
+    trainer = Trainer(smoke("training.mixed_precision=true", "training.epochs=4"), tmp_path)
+    try:
+        assert trainer.precision == "mixed_bfloat16"
+        assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+        result = trainer.fit(progress=False)
+        assert result.epoch == 4 and not result.skipped_epochs and trainer.weights_finite()
+        out = trainer.model(trainer.model.dummy_inputs(num_predictive=3))
+        assert all(v.dtype == tf.float32 for v in out.values())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def train_process(logdir, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "tfp_aline", "train", "--config", str(SMOKE), "--logdir", str(logdir),

@@ -56,8 +56,9 @@ class TrainingConfig:
     epochs: int = 1000
     warmup_epochs: int = 300
     learning_rate: float = 1e-3
+    lr_min_fraction: float = 0.0
     weight_decay: float = 0.01
-    clip_norm: float = 1.0
+    clip_norm: float = 5.0
     gamma: float = 1.0
     alpha: float = 1.0
     jit_compile: bool = False
@@ -204,6 +205,8 @@ def validate(cfg: Config, group_names=None):
     if n.embed_dim % n.num_heads:
         raise ConfigError(f"network.embed_dim = {n.embed_dim}: must be divisible by network.num_heads "
                           f"= {n.num_heads}")
+    if not 0 <= t.lr_min_fraction <= 1:
+        raise ConfigError(f"training.lr_min_fraction = {t.lr_min_fraction}: expected a number in [0, 1]")
     if not 0 < t.gamma <= 1:
         raise ConfigError(f"training.gamma = {t.gamma}: expected a number in (0, 1]")
     if t.strategy not in STRATEGIES:

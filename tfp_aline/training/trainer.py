@@ -68,7 +68,8 @@ class Trainer:
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights
         with self.strategy.scope():
             self.model = build_model(cfg, self.task)
-            schedule = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=t.epochs)
+            schedule = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=t.epochs,
+                                                              alpha=t.lr_min_fraction)
             self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
