@@ -6,4 +6,4 @@ COPY requirements.txt pyproject.toml README.md ./
 COPY tfp_aline ./tfp_aline
 RUN pip install --no-cache-dir -r requirements.txt -e .
 COPY . .
-CMD ["tfp-aline", "generate-mock"]
+CMD ["tfp-aline", "train", "--config", "configs/migraine.yaml"]

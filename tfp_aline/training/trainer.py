@@ -19,6 +19,7 @@ from tfp_aline.rollout_state import initial_state, model_inputs, observe
 from tfp_aline.targets import target_mask
 from tfp_aline.tasks.factory import build_task
 from tfp_aline.training import losses, summaries
+from tfp_aline.training.gradients import stepwise_gradients
 from tfp_aline.training.devices import describe_devices, make_strategy, set_mixed_precision
 from tfp_aline.training.rollout import choice_noise, rollout
 
@@ -106,35 +107,31 @@ class Trainer:
         noise = choice_noise(s_noise, e.horizon, e.batch_size, e.num_candidates)
         return batch, tf.gather(self.targets, kinds), noise
 
-    def _replica_losses(self, batch, tmask, noise, warmup: bool, num_replicas: int = 1):
-        """Losses and per-step statistics of one replica's share of the batch."""
+    def _replica_gradients(self, batch, tmask, noise, warmup: bool, num_replicas: int):
+        """Rollout, losses and gradients of one replica's share of the batch.
+
+        The rollout runs without a tape (it keeps no activations); gradients are then accumulated
+        one step at a time (`stepwise_gradients`), exactly those of a tape around the rollout.
+        Compiled whole under XLA when `training.jit_compile` is set.
+        """
         t = self.cfg.training
         result = rollout(self.model, batch, tmask, self.cfg.episodes.horizon,
                          "random" if warmup else "sample", noise, training=True)
         nll = losses.nll_loss(result.logq)
         rewards = losses.step_rewards(result.logq)
-        if warmup:
-            pg = tf.constant(0.0)
-        else:
+        weights, pg = None, tf.constant(0.0)
+        if not warmup:
             # Under XLA the all-reduce cannot sit inside the compiled function: with several
             # replicas and jit_compile, rewards are normalised over each replica's share instead.
             global_batch = not (t.jit_compile and num_replicas > 1)
-            pg = losses.policy_loss(losses.policy_weights(rewards, t.gamma, global_batch), result.log_pi)
+            weights = losses.policy_weights(rewards, t.gamma, global_batch)
+            pg = losses.policy_loss(weights, result.log_pi)
         total = nll + t.alpha * pg
         stats = {"loss/nll": nll, "loss/policy": pg, "loss/total": total,
                  "reward/mean": tf.reduce_mean(rewards), "policy/entropy": tf.reduce_mean(result.entropy)}
-        return total, stats, tf.reduce_mean(result.logq, axis=1)
-
-    def _replica_gradients(self, batch, tmask, noise, warmup: bool, num_replicas: int):
-        """Forward and backward pass of one replica's share (compiled whole under XLA when asked:
-        XLA cannot pass the while loop's saved activations to a gradient computed outside it)."""
-        variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            total, stats, logq = self._replica_losses(batch, tmask, noise, warmup, num_replicas)
-            scaled = total / num_replicas
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(tape.gradient(scaled, variables), variables)]
-        return grads, stats, logq
+        grads = stepwise_gradients(self.model, batch, tmask, result, weights, t.alpha,
+                                   self.model.trainable_variables, scale=1.0 / num_replicas)
+        return grads, stats, tf.reduce_mean(result.logq, axis=1)
 
     def _replica_step(self, batch, tmask, noise, warmup: bool):
         ctx = tf.distribute.get_replica_context()
