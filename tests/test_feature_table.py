@@ -183,4 +183,5 @@ def test_cli_reports_a_malformed_table_in_one_line(table_rows, write_xlsx, tmp_p
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "row 5" in errors[0] and "Typical Range" in errors[0]
-    assert "Traceback" not in proc.stderr and not out.exists()
+    assert proc.stderr.strip() == errors[0]  # nothing else: no traceback, no TensorFlow start-up lines
+    assert not out.exists()

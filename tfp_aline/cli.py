@@ -24,13 +24,16 @@ def _add_generate_mock(sub):
 
 def run_generate_mock(args) -> int:
     from tfp_aline.feature_table import read_feature_table, resolve_data_path
-    from tfp_aline.mock_distribution import generate_mock_distribution, save_mock_distribution, summary
-    from tfp_aline.tasks.migraine import MigraineTask
 
     if args.n < 2:
         raise TfpAlineError(f"--n must be at least 2, got {args.n}")
     start = time.perf_counter()
+    # Read (and validate) the table before TensorFlow is imported: a bad table then fails fast,
+    # with nothing but the one-line error on stderr.
     table = read_feature_table(args.table or resolve_data_path("data/migraine_prediction.xlsx"), sheet=args.sheet)
+    from tfp_aline.mock_distribution import generate_mock_distribution, save_mock_distribution, summary
+    from tfp_aline.tasks.migraine import MigraineTask
+
     mock = generate_mock_distribution(MigraineTask(table), n=args.n, seed=args.seed)
     paths = save_mock_distribution(mock, args.out)
     print(summary(mock))
