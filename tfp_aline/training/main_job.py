@@ -11,8 +11,8 @@ import tensorflow as tf
 from tfp_aline import atomic
 from tfp_aline.config import load_config
 from tfp_aline.errors import ConfigError
-from tfp_aline.training.rollout import choice_noise, rollout
-from tfp_aline.training.trainer import CONFIG_FILE, Trainer, target_table
+from tfp_aline.training.rollout import rollout
+from tfp_aline.training.trainer import CONFIG_FILE, Trainer, sample_inputs, target_table
 
 
 def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
@@ -22,12 +22,8 @@ def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
     Returns means, 95% intervals (normal approximation) and the paired difference.
     """
     e = cfg.episodes
-    s = tf.random.experimental.stateless_split(tf.constant([seed, 0x0E7A1], tf.int32), num=3)
-    batch = task.sample_episodes(people, e.num_candidates, seed=s[0], num_initial_context=e.num_initial_context,
-                                 num_predictive_targets=e.num_predictive_targets)
-    kinds = tf.random.stateless_categorical(tf.math.log([list(cfg.target_probs)]), people, s[1], dtype=tf.int32)[0]
-    tmask = tf.gather(target_table(cfg, task), kinds)
-    noise = choice_noise(s[2], e.horizon, people, e.num_candidates)
+    batch, tmask, noise = sample_inputs(task, cfg, target_table(cfg, task), people,
+                                        tf.constant([seed, 0x0E7A1], tf.int32))
     run = tf.function(lambda mode: rollout(model, batch, tmask, e.horizon, mode, noise).logq[-1],
                       reduce_retracing=True)
     final = {mode: run(mode).numpy().astype(float) for mode in ("greedy", "random")}

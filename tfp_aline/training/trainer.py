@@ -55,6 +55,20 @@ def target_table(cfg: Config, task) -> tf.Tensor:
     return tf.concat([target_mask(task, name, 1, m) for name in cfg.target_names], axis=0)
 
 
+def sample_inputs(task, cfg: Config, targets, batch_size: int, seed):
+    """Episodes, a target mask per episode (drawn from p(target)) and the choice noise, from one
+    stateless seed: (EpisodeBatch, [B, L + M] bool, [T, B, N])."""
+    e = cfg.episodes
+    s_episodes, s_targets, s_noise = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
+    batch = task.sample_episodes(batch_size, e.num_candidates, seed=s_episodes,
+                                 num_initial_context=e.num_initial_context,
+                                 num_predictive_targets=e.num_predictive_targets)
+    log_p = tf.math.log(tf.constant([cfg.target_probs], tf.float32))
+    kinds = tf.random.stateless_categorical(log_p, batch_size, s_targets, dtype=tf.int32)[0]
+    noise = choice_noise(s_noise, e.horizon, batch_size, e.num_candidates)
+    return batch, tf.gather(targets, kinds), noise
+
+
 class Trainer:
     """Owns the task, model, optimizer, checkpoint manager and TensorBoard writer of one run dir."""
 
@@ -64,7 +78,6 @@ class Trainer:
         self.task = build_task(cfg.task)
         self.strategy = strategy or make_strategy(cfg.training.strategy)
         self.targets = target_table(cfg, self.task)
-        self.target_logp = tf.math.log(tf.constant([cfg.target_probs], tf.float32))
         t = cfg.training
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights
         with self.strategy.scope():
@@ -96,16 +109,9 @@ class Trainer:
     # ---- one epoch -------------------------------------------------------------------------
     def _sample_epoch(self, epoch):
         """The global batch of an epoch, its per-episode targets and choice noise (from the seed)."""
-        e = self.cfg.episodes
         base = tf.constant([self.cfg.seed, 0x5EED], tf.int32)
-        s_episodes, s_targets, s_noise = tf.unstack(tf.random.experimental.stateless_split(
-            tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int32)), num=3))
-        batch = self.task.sample_episodes(e.batch_size, e.num_candidates, seed=s_episodes,
-                                          num_initial_context=e.num_initial_context,
-                                          num_predictive_targets=e.num_predictive_targets)
-        kinds = tf.random.stateless_categorical(self.target_logp, e.batch_size, s_targets, dtype=tf.int32)[0]
-        noise = choice_noise(s_noise, e.horizon, e.batch_size, e.num_candidates)
-        return batch, tf.gather(self.targets, kinds), noise
+        seed = tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int32))
+        return sample_inputs(self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed)
 
     def _replica_gradients(self, batch, tmask, noise, warmup: bool, num_replicas: int):
         """Rollout, losses and gradients of one replica's share of the batch.
