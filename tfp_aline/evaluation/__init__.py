@@ -1,0 +1,1 @@
+"""Evaluation: exact reference posteriors (and, later, baselines, metrics and reports)."""
