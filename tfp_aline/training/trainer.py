@@ -15,11 +15,11 @@ from tfp_aline import atomic
 from tfp_aline.config import Config
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.model import AlineModel
-from tfp_aline.rollout_state import initial_state, model_inputs, observe
+from tfp_aline.rollout_state import model_inputs
 from tfp_aline.targets import target_mask
 from tfp_aline.tasks.factory import build_task
 from tfp_aline.training import losses, summaries
-from tfp_aline.training.gradients import stepwise_gradients
+from tfp_aline.training.gradients import state_after, stepwise_gradients
 from tfp_aline.training.devices import describe_devices, make_strategy, set_mixed_precision
 from tfp_aline.training.rollout import choice_noise, rollout
 
@@ -273,14 +273,10 @@ class Trainer:
             [f"x{i}" for i in range(self.task.x_dim)],
             f"{mode} choices, target '{self.cfg.target_names[0]}', epoch {step}"))
         posts = []
-        first = tf.nest.map_structure(lambda x: x[:1], batch)
-        state = initial_state(first, e.horizon)
-        for t in range(e.horizon + 1):  # replay episode 0's choices, keeping three posteriors
-            if t in (0, e.horizon // 2, e.horizon):
-                out = self.model(model_inputs(state, first, tmask[:1]), compute_policy=False)
-                posts.append(self.model.posterior(out))
-            if t < e.horizon:
-                state = observe(state, first, result.chosen[t, :1])
+        for t in (0, e.horizon // 2, e.horizon):  # episode 0's posterior after t of its queries
+            state = state_after(result.state, result.chosen, e.num_initial_context, tf.constant(t))
+            out = self.model(model_inputs(state, batch, tmask), compute_policy=False)
+            posts.append(self.model.posterior({k: v[:1] for k, v in out.items()}))
         idx = np.flatnonzero(tmask[0, :self.task.num_parameters].numpy())
         summaries.write_image(self.writer, step, "images/posteriors", summaries.posterior_figure(
             [_Subset(p, idx) for p in posts], batch.theta.numpy()[0, idx],
