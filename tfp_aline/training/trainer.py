@@ -195,16 +195,16 @@ class Trainer:
 
         cfg, log = self.cfg, self.cfg.logging
         start = int(self.epoch.numpy())
-        if start == 0:
-            summaries.write_hparams(self.writer, cfg)
-        print(f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
-              f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
-              + (f"; resuming at epoch {start}" if start else ""), flush=True)
-        bar = tqdm(total=cfg.training.epochs, initial=start, disable=not progress, unit="epoch",
-                   dynamic_ncols=True)
         skipped, interval, tick = [], [], time.perf_counter()
-        interrupted = False
-        try:
+        interrupted, bar = False, None
+        try:  # from the first line: a Ctrl-C anywhere in here saves a checkpoint and returns
+            if start == 0:
+                summaries.write_hparams(self.writer, cfg)
+            print(f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
+                  f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
+                  + (f"; resuming at epoch {start}" if start else ""), flush=True)
+            bar = tqdm(total=cfg.training.epochs, initial=start, disable=not progress, unit="epoch",
+                       dynamic_ncols=True)
             for epoch in range(start, cfg.training.epochs):
                 stats, logq, applied = self.train_epoch(epoch)
                 self.epoch.assign(epoch + 1)
@@ -238,7 +238,8 @@ class Trainer:
             interrupted = True
             tqdm.write(f"interrupted at epoch {int(self.epoch.numpy())}: saving a checkpoint")
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         if self.weights_finite():
             self.save_checkpoint()
         self.writer.flush()
