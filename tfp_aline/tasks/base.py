@@ -25,6 +25,11 @@ class Task(abc.ABC):
     parameter_groups: Mapping[str, tuple[int, ...]]
 
     @property
+    def input_names(self) -> tuple[str, ...]:
+        """Names of the Dx input columns (for plots and tables)."""
+        return tuple(f"x{i}" for i in range(self.x_dim))
+
+    @property
     def num_parameters(self) -> int:
         return len(self.parameter_names)
 

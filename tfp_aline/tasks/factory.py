@@ -2,7 +2,7 @@
 from tfp_aline.errors import ConfigError
 from tfp_aline.tasks.base import Task
 
-TASKS = ("migraine",)
+TASKS = ("migraine", "psychometric")
 
 
 def build_task(cfg) -> Task:
@@ -15,4 +15,8 @@ def build_task(cfg) -> Task:
                                     weight_spread=cfg.weight_spread, baseline_spread=cfg.baseline_spread,
                                     base_rate=cfg.base_rate)
         return MigraineTask(read_feature_table(resolve_data_path(cfg.table), sheet=cfg.sheet), model)
+    if cfg.name == "psychometric":
+        from tfp_aline.tasks.psychometric import PsychometricTask
+
+        return PsychometricTask()
     raise ConfigError(f"task.name = {cfg.name!r}: expected one of {TASKS}")

@@ -116,6 +116,10 @@ class MigraineTask(Task):
         self._chol = tf.constant(np.linalg.cholesky(self.correlation), dtype)
 
     @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(self.table.names)
+
+    @property
     def prior_mean(self) -> np.ndarray:
         """[L] prior mean of theta = (beta_pop, b0)."""
         return np.append(self.beta_pop, self.b0)

@@ -48,8 +48,17 @@ def query_strategy_figure(chosen_x, x_names, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mean = np.asarray(chosen_x).mean(axis=1)  # [T, Dx]
+    chosen_x = np.asarray(chosen_x)
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    if chosen_x.shape[-1] == 1:  # one input: show every episode's choice, not a one-row heatmap
+        steps = np.repeat(np.arange(1, chosen_x.shape[0] + 1), chosen_x.shape[1])
+        ax.scatter(steps, chosen_x[..., 0].ravel(), s=6, alpha=0.5)
+        ax.set_xlabel("query step t")
+        ax.set_ylabel(x_names[0])
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        return fig
+    mean = chosen_x.mean(axis=1)  # [T, Dx]
     lim = max(np.abs(mean).max(), 1e-6)
     im = ax.imshow(mean.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_yticks(range(len(x_names)), x_names, fontsize=6)

@@ -270,8 +270,7 @@ class Trainer:
         result = rollout(self.model, batch, tmask, e.horizon, mode, noise)
         chosen_x = tf.gather(batch.query_x, tf.transpose(result.chosen), batch_dims=1)  # [B, T, Dx]
         summaries.write_image(self.writer, step, "images/query_strategy", summaries.query_strategy_figure(
-            tf.transpose(chosen_x, [1, 0, 2]).numpy(), getattr(self.task.table, "names", None) or
-            [f"x{i}" for i in range(self.task.x_dim)],
+            tf.transpose(chosen_x, [1, 0, 2]).numpy(), self.task.input_names,
             f"{mode} choices, target '{self.cfg.target_names[0]}', epoch {step}"))
         posts = []
         for t in (0, e.horizon // 2, e.horizon):  # episode 0's posterior after t of its queries
