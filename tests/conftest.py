@@ -48,3 +48,17 @@ def write_xlsx(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def smoke_run_dir(tmp_path_factory):
+    """A run dir trained with configs/smoke.yaml (6 epochs, ~20 s), shared by the whole session.
+
+    Holds config.yaml, model.keras, checkpoints/ and TensorBoard logs. Tests must not write into it.
+    """
+    from tfp_aline.config import load_config
+    from tfp_aline.training.trainer import Trainer
+
+    logdir = tmp_path_factory.mktemp("smoke-run")
+    Trainer(load_config(ROOT / "configs" / "smoke.yaml"), logdir).fit(progress=False)
+    return logdir
