@@ -67,6 +67,93 @@ def run_train(args) -> int:
                          evaluate=not args.no_eval)
 
 
+def _add_advise(sub):
+    p = sub.add_parser("advise", help="advice for one person: trigger weights, risk, the next day to ask about",
+                       description="Read a person's days (CSV: one column per feature in raw units, optional "
+                                   "'date', 'migraine' = 1/0/empty) and print the posterior of each trigger "
+                                   "weight, p(migraine) for unreported and future days, and which day to ask "
+                                   "about next.")
+    p.add_argument("--run", type=Path, required=True, help="trained run dir (config.yaml + model.keras)")
+    p.add_argument("--history", type=Path, required=True, help="the person's days as CSV")
+    p.add_argument("--target", default="all",
+                   help="all (default), a category (e.g. sleep), a parameter name, or predictive")
+    p.add_argument("--future", type=Path, default=None, help="CSV of coming days (features only) to predict")
+    p.add_argument("--max-context", type=int, default=None,
+                   help="reported days given to the model, most recent first (default: the training capacity)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.add_argument("--top", type=int, default=5, help="questions shown in the table (default: 5)")
+    p.set_defaults(func=run_advise)
+
+
+def run_advise(args) -> int:
+    import json
+    import warnings
+
+    if args.top < 0:
+        raise TfpAlineError(f"--top must be >= 0, got {args.top}")
+    from tfp_aline.advise import Advisor, format_advice
+    from tfp_aline.history import HistoryWarning
+
+    advisor = Advisor.from_run_dir(args.run)
+    with warnings.catch_warnings():
+        # The warnings are part of the report (and of the JSON), so do not print them twice.
+        warnings.simplefilter("ignore", HistoryWarning)
+        advice = advisor.advise(args.history, target=args.target, future_days=args.future,
+                                max_context=args.max_context)
+    print(json.dumps(advice.to_dict(), indent=2, ensure_ascii=False) if args.format == "json"
+          else format_advice(advice, top=args.top))
+    return 0
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="write a TensorFlow SavedModel (posterior, predictive, policy signatures)",
+                       description="Export a trained run as a SavedModel that TensorFlow alone can load and "
+                                   "TensorFlow Serving can serve; inputs are raw-unit features.")
+    p.add_argument("--run", type=Path, required=True, help="trained run dir")
+    p.add_argument("--out", type=Path, required=True, help="output folder for the SavedModel")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    from tfp_aline.export import SIGNATURES, export_saved_model
+    from tfp_aline.runs import load_run
+
+    out = export_saved_model(load_run(args.run), args.out, overwrite=args.force)
+    print(f"wrote SavedModel {out} (signatures: {', '.join(SIGNATURES)}; inputs described in {out}/signature.json)")
+    return 0
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="evaluate a trained run against exact posteriors and baselines",
+                       description="Run the learned policy and the baselines on identical simulated people; "
+                                   "write report.md, metrics.csv, PNG plots and TensorBoard curves.")
+    p.add_argument("--run", type=Path, required=True, help="run dir (holds config.yaml and model.keras)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="simulated people per target (default: the config's evaluation.people)")
+    p.add_argument("--baseline-episodes", type=int, default=None,
+                   help="people for the non-amortized baselines (default: all)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="methods to run (default: all for the task; migraine: policy random uncertainty "
+                        "greedy-eig greedy-epig; psychometric: policy random questplus psi-marginal)")
+    p.add_argument("--targets", nargs="+", default=None, help="targets (default: the config's targets)")
+    p.add_argument("--nuts-people", type=int, default=0,
+                   help="migraine: NUTS check of the policy's final posterior on this many people (default 0)")
+    p.add_argument("--no-exact", action="store_true", help="skip the exact reference posterior at every step")
+    p.add_argument("--out", type=Path, default=None, help="output dir (default: RUN_DIR/evaluation)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from tfp_aline.evaluation.command import evaluate_command
+
+    return evaluate_command(args.run, episodes=args.episodes, methods=args.methods, out=args.out, seed=args.seed,
+                            baseline_episodes=args.baseline_episodes, targets=args.targets,
+                            nuts_people=args.nuts_people, exact=not args.no_exact, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfp-aline",
@@ -74,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate_mock(sub)
     _add_train(sub)
+    _add_evaluate(sub)
+    _add_advise(sub)
+    _add_export(sub)
     return parser
 
 

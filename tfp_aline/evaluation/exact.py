@@ -61,15 +61,8 @@ def nuts_posterior(task, x, y, mask=None, init=None, num_chains: int = 4, num_re
     return NutsResult(draws, rhat, ess, step[-1])
 
 
-def laplace_posterior(task, x, y, mask=None, num_steps: int = 50, tol: float = 1e-6):
-    """Gaussian approximation at the posterior mode (damped Newton steps with the exact Hessian).
-
-    Returns `tfd.MultivariateNormalTriL` with batch shape [P] and event [L]; its `.loc` is the mode.
-    """
-    x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
-    L = task.num_parameters
-    theta = tf.zeros([x.shape[0], L], x.dtype)
-
+def _newton_mode(task, x, y, mask, num_steps: int):
+    """Damped Newton iterations to the posterior mode, as one graph loop: ([P, L], [P, L, L] Hessian)."""
     def grad_hess(th):
         with tf.GradientTape() as outer:
             outer.watch(th)
@@ -79,18 +72,37 @@ def laplace_posterior(task, x, y, mask=None, num_steps: int = 50, tol: float = 1
             g = inner.gradient(lp, th)
         return lp, g, outer.batch_jacobian(g, th)  # [P], [P, L], [P, L, L]
 
-    for _ in range(num_steps):
+    def body(i, theta):
         lp, g, h = grad_hess(theta)
         step = tf.linalg.solve(-h, g[..., None])[..., 0]
         candidate = theta + step
         # Halve a step that lowers the log posterior (keeps Newton safe far from the mode).
         worse = task.log_posterior(candidate, x, y, mask) < lp
-        candidate = tf.where(worse[:, None], theta + 0.5 * step, candidate)
-        done = tf.reduce_max(tf.abs(candidate - theta)) < tol
-        theta = candidate
-        if done:
-            break
-    _, _, h = grad_hess(theta)
+        return i + 1, tf.where(worse[:, None], theta + 0.5 * step, candidate)
+
+    theta = tf.zeros([tf.shape(x)[0], task.num_parameters], x.dtype)
+    _, theta = tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(0), theta))
+    return theta, grad_hess(theta)[2]
+
+
+_COMPILED = {}
+
+
+def laplace_posterior(task, x, y, mask=None, num_steps: int = 30):
+    """Gaussian approximation at the posterior mode (damped Newton with the exact Hessian), for P
+    people at once in one compiled graph.
+
+    x: [P, n, Dx], y: [P, n, Dy], mask: [P, n] bool or None. Returns `tfd.MultivariateNormalTriL`
+    with batch shape [P] and event [L]; its `.loc` is the mode. Newton converges quadratically on
+    the log-concave migraine posterior; 30 steps leave it at the mode to float precision.
+    """
+    x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    mask = tf.ones(tf.shape(x)[:2], tf.bool) if mask is None else tf.cast(mask, tf.bool)
+    key = (id(task), num_steps)
+    if key not in _COMPILED:
+        _COMPILED[key] = tf.function(lambda a, b, m: _newton_mode(task, a, b, m, num_steps),
+                                     reduce_retracing=True)
+    theta, h = _COMPILED[key](x, y, mask)
     cov = tf.linalg.inv(-h)
     cov = 0.5 * (cov + tf.linalg.matrix_transpose(cov))
     return tfp.distributions.MultivariateNormalTriL(theta, tf.linalg.cholesky(cov))

@@ -1,0 +1,115 @@
+"""Acquisition methods behind one interface: the learned policy and the baselines score candidates; the
+evaluation asks the best untaken one (DESIGN.md section 7)."""
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_aline.rollout_state import RolloutState, initial_state, model_inputs, observe
+
+_TAKEN = -np.inf
+
+
+class Acquisition:
+    """A method that chooses queries. Subclasses implement `scores`; `start` may prepare per batch.
+
+    Every method sees the same things: the episode batch (candidate pool, initial context), the
+    target mask and the current `RolloutState`; never the hidden outcomes of unqueried candidates.
+    """
+
+    name = "acquisition"
+
+    def start(self, batch, target_mask, seed) -> None:
+        """Called once per batch before the first query. seed: shape-[2] int stateless seed."""
+        self.batch, self.target_mask, self.seed = batch, tf.cast(target_mask, tf.bool), seed
+
+    def scores(self, state: RolloutState) -> np.ndarray:
+        """Utility of querying each candidate next: [B, N] (higher is better; taken ones are ignored)."""
+        raise NotImplementedError
+
+
+class PolicyAcquisition(Acquisition):
+    """The learned ALINE policy, greedy: the argmax of its logits."""
+
+    name = "policy"
+
+    def __init__(self, model):
+        self.model = model
+        self._forward = tf.function(lambda inputs: model(inputs, compute_policy=True)["policy_logits"],
+                                    reduce_retracing=True)
+
+    def scores(self, state):
+        return self._forward(model_inputs(state, self.batch, self.target_mask)).numpy()
+
+
+class RandomAcquisition(Acquisition):
+    """Uniformly random among the untaken candidates (from the stateless seed, so reproducible)."""
+
+    name = "random"
+
+    def scores(self, state):
+        seed = tf.random.experimental.stateless_fold_in(tf.cast(self.seed, tf.int32), state.step)
+        return tf.random.stateless_uniform(tf.shape(state.taken), seed).numpy()
+
+
+class UncertaintyAcquisition(Acquisition):
+    """Uncertainty sampling: the candidate whose outcome the amortized model is least sure of
+    (largest entropy of its posterior predictive; it ignores the target)."""
+
+    name = "uncertainty"
+
+    def __init__(self, model):
+        self.model = model
+
+        def entropy(inputs):
+            out = model(inputs, compute_policy=False)
+            return model.predictive(out).entropy()
+
+        self._entropy = tf.function(entropy, reduce_retracing=True)
+
+    def scores(self, state):
+        b = self.batch
+        inputs = model_inputs(state, b, self.target_mask)
+        # The candidates themselves become the predictive targets; parameter tokens stay active.
+        num_params = self.model.num_parameters
+        inputs["target_x"] = b.query_x
+        inputs["target_mask"] = tf.concat([self.target_mask[:, :num_params],
+                                           tf.ones(tf.shape(b.query_x)[:2], tf.bool)], axis=1)
+        return self._entropy(inputs).numpy()
+
+
+class AcquisitionRun(NamedTuple):
+    """What one method did on a batch.
+
+    chosen:  [T, B] int32 indices of the queried candidates
+    seconds: [T] wall time of each step's decision for the whole batch
+    state:   the final RolloutState
+    """
+
+    chosen: np.ndarray
+    seconds: np.ndarray
+    state: RolloutState
+
+
+def choose_best(scores, taken) -> np.ndarray:
+    """Index of the best untaken candidate: scores [B, N], taken [B, N] bool -> [B] int32."""
+    return np.argmax(np.where(np.asarray(taken), _TAKEN, np.asarray(scores, np.float64)), axis=-1).astype(np.int32)
+
+
+def run_acquisition(method: Acquisition, batch, target_mask, horizon: int, seed, progress=None) -> AcquisitionRun:
+    """T greedy steps of `method` on a batch; the same loop for every method (policy and baselines)."""
+    method.start(batch, target_mask, tf.constant(seed, tf.int32))
+    state = initial_state(batch, horizon)
+    chosen, seconds = [], []
+    for _ in range(horizon):
+        start = time.perf_counter()
+        index = choose_best(method.scores(state), state.taken.numpy())
+        seconds.append(time.perf_counter() - start)
+        chosen.append(index)
+        state = observe(state, batch, tf.constant(index))
+        if progress is not None:
+            progress.update(1)
+    return AcquisitionRun(np.stack(chosen), np.array(seconds), state)
