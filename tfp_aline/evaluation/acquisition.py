@@ -99,10 +99,17 @@ def choose_best(scores, taken) -> np.ndarray:
     return np.argmax(np.where(np.asarray(taken), _TAKEN, np.asarray(scores, np.float64)), axis=-1).astype(np.int32)
 
 
-def run_acquisition(method: Acquisition, batch, target_mask, horizon: int, seed, progress=None) -> AcquisitionRun:
-    """T greedy steps of `method` on a batch; the same loop for every method (policy and baselines)."""
+def run_acquisition(method: Acquisition, batch, target_mask, horizon: int, seed, progress=None,
+                    warm_up: bool = True) -> AcquisitionRun:
+    """T greedy steps of `method` on a batch; the same loop for every method (policy and baselines).
+
+    warm_up: score once before timing, so that tracing and compilation are not counted as
+    decision time.
+    """
     method.start(batch, target_mask, tf.constant(seed, tf.int32))
     state = initial_state(batch, horizon)
+    if warm_up:
+        method.scores(state)
     chosen, seconds = [], []
     for _ in range(horizon):
         start = time.perf_counter()

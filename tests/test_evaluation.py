@@ -1,0 +1,198 @@
+"""Evaluation: metrics against hand computations, EIG/EPIG against a brute-force grid, the acquisition
+loop, and a whole `tfp-aline evaluate` on the smoke run."""
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from tfp_aline.evaluation import metrics as M
+from tfp_aline.evaluation.gaussian_eig import eig_parameters, epig, mean_sigmoid
+
+
+# ---- metrics by hand ---------------------------------------------------------------------------
+def test_rmse_and_coverage_by_hand():
+    theta = np.array([[0.0, 1.0, 5.0]])
+    mask = np.array([[True, True, False]])
+    assert M.rmse_mean(np.array([[1.0, 3.0, 0.0]]), theta, mask)[0] == pytest.approx(np.sqrt((1 + 4) / 2))
+    samples = np.array([[[1.0, 1.0, 0.0]], [[-1.0, 3.0, 0.0]]])  # [S=2, B=1, L=3]
+    # squared errors: param 0 -> (1 + 1)/2 = 1; param 1 -> (0 + 4)/2 = 2; mean 1.5
+    assert M.rmse_paper(samples, theta, mask)[0] == pytest.approx(np.sqrt(1.5))
+    draws = np.linspace(-1, 1, 1001)[:, None, None] * np.ones((1, 1, 3))
+    # central 50% of U-like draws on [-1, 1] is [-0.5, 0.5]: 0 inside, 1 outside, 5 masked
+    assert M.interval_coverage(draws, theta, mask, 0.5)[0] == 0.5
+    assert M.coverage_from_cdf(np.array([[0.5, 0.97, 0.5]]), mask, 0.9)[0] == 0.5
+    assert M.coverage_from_cdf(np.array([[0.5, 0.94, 0.0]]), mask, 0.9)[0] == 1.0
+
+
+def test_predictive_scores_by_hand():
+    p = np.array([[0.9, 0.2], [0.6, 0.6]])
+    y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(M.log_loss(p, y), [-(np.log(0.9) + np.log(0.8)) / 2, -(np.log(0.4) + np.log(0.6)) / 2])
+    np.testing.assert_allclose(M.brier(p, y), [(0.01 + 0.04) / 2, (0.36 + 0.16) / 2])
+    # AUC = share of (positive, negative) pairs ranked correctly, ties half: positives 0.9, 0.6;
+    # negatives 0.2, 0.6 -> pairs (0.9>0.2) (0.9>0.6) (0.6>0.2) (0.6=0.6 half) = 3.5 / 4
+    assert M.auc(p, y) == pytest.approx(3.5 / 4)
+    assert np.isnan(M.auc(p, np.zeros_like(y)))
+
+
+def test_sbc_ranks_and_summary():
+    samples = np.arange(10.0)[:, None, None] * np.ones((1, 2, 2))  # 0..9 for every pair
+    theta = np.array([[3.5, 100.0], [-1.0, 9.5]])
+    ranks = M.sbc_ranks(samples, theta, np.array([[True, True], [True, False]]))
+    np.testing.assert_array_equal(ranks, [4, 10, 0])
+    mean, lo, hi, n = M.summarize([1.0, 2.0, 3.0, np.nan])
+    half = 1.959964 * 1.0 / np.sqrt(3)
+    assert (mean, n) == (2.0, 3) and lo == pytest.approx(2 - half, rel=1e-5) and hi == pytest.approx(2 + half, rel=1e-5)
+
+
+def test_sbc_uniformity_pvalue_separates_uniform_from_skewed():
+    rng = np.random.default_rng(0)
+    assert M.sbc_uniformity_pvalue(rng.integers(0, 100, 4000), 99) > 0.01
+    assert M.sbc_uniformity_pvalue(rng.binomial(99, 0.3, 4000), 99) < 1e-6
+
+
+# ---- information gain against a brute-force grid -----------------------------------------------
+def _grid(mean, cov, n=401, width=8.0):
+    """Dense grid over a 2-D Gaussian: points [G, 2], normalised weights [G]."""
+    sd = np.sqrt(np.diag(cov))
+    axes = [np.linspace(mean[i] - width * sd[i], mean[i] + width * sd[i], n) for i in range(2)]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 2)
+    w = stats.multivariate_normal(mean, cov).pdf(pts)
+    return pts, w / w.sum(), axes
+
+
+def _h(p):
+    return -(p * np.log(p) + (1 - p) * np.log(1 - p))
+
+
+GAUSS = dict(mean=np.array([0.4, -1.0]), cov=np.array([[0.8, 0.3], [0.3, 0.5]]))
+
+
+@pytest.mark.parametrize("x", [-1.5, 0.3, 2.0])
+def test_eig_matches_brute_force_grid(x):
+    mean, cov = GAUSS["mean"], GAUSS["cov"]
+    a = np.array([x, 1.0])  # logit = w x + b
+    pts, w, axes = _grid(mean, cov)
+    p = 1 / (1 + np.exp(-(pts @ a)))
+    bald = _h(w @ p) - w @ _h(p)
+    # about w alone: p(y | w) averages over b given w on the grid
+    n = len(axes[0])
+    wg, pg = w.reshape(n, n), p.reshape(n, n)
+    p_given_w = (wg * pg).sum(1) / wg.sum(1)
+    eig_w = _h(w @ p) - wg.sum(1) @ _h(p_given_w)
+    got_all = eig_parameters(mean[None], cov[None], a[None, None], np.array([[True, True]]))[0, 0]
+    got_w = eig_parameters(mean[None], cov[None], a[None, None], np.array([[True, False]]))[0, 0]
+    assert got_all == pytest.approx(bald, abs=2e-4)
+    assert got_w == pytest.approx(eig_w, abs=2e-4)
+    assert got_w < got_all
+
+
+def test_epig_matches_brute_force_grid():
+    mean, cov = GAUSS["mean"], GAUSS["cov"]
+    a = np.array([[[1.2, 1.0], [-0.5, 1.0]]])  # two candidates
+    a_star = np.array([[[0.8, 1.0], [2.0, 1.0], [-1.0, 1.0]]])  # three target days
+    pts, w, _ = _grid(mean, cov)
+    p = 1 / (1 + np.exp(-(pts @ a[0].T)))  # [G, 2]
+    ps = 1 / (1 + np.exp(-(pts @ a_star[0].T)))  # [G, 3]
+    want = np.zeros(2)
+    for i in range(2):
+        for j in range(3):
+            mi = 0.0
+            for y in (0, 1):
+                for ys in (0, 1):
+                    py = p[:, i] if y else 1 - p[:, i]
+                    pys = ps[:, j] if ys else 1 - ps[:, j]
+                    joint, m1, m2 = w @ (py * pys), w @ py, w @ pys
+                    mi += joint * np.log(joint / (m1 * m2))
+            want[i] += mi / 3
+    np.testing.assert_allclose(epig(mean[None], cov[None], a, a_star)[0], want, atol=2e-4)
+
+
+def test_mean_sigmoid_matches_quadrature():
+    from scipy import integrate
+
+    want = integrate.quad(lambda z: stats.norm.pdf(z, 0.7, 1.3) / (1 + np.exp(-z)), -20, 20)[0]
+    assert mean_sigmoid(0.7, 1.3 ** 2) == pytest.approx(want, abs=1e-6)
+
+
+# ---- the acquisition loop ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smoke(smoke_run_dir):
+    from tfp_aline.runs import load_run
+
+    return load_run(smoke_run_dir)
+
+
+def test_policy_acquisition_matches_the_greedy_training_rollout(smoke, seed):
+    from tfp_aline.evaluation.acquisition import PolicyAcquisition, run_acquisition
+    from tfp_aline.targets import target_mask
+    from tfp_aline.training.rollout import choice_noise, rollout
+
+    cfg, task, model = smoke.cfg, smoke.task, smoke.model
+    e = cfg.episodes
+    batch = task.sample_episodes(5, e.num_candidates, seed=seed, num_predictive_targets=e.num_predictive_targets)
+    tmask = target_mask(task, "sleep", 5, e.num_predictive_targets)
+    noise = choice_noise(seed, e.horizon, 5, e.num_candidates)
+    want = rollout(model, batch, tmask, e.horizon, "greedy", noise).chosen.numpy()
+    got = run_acquisition(PolicyAcquisition(model), batch, tmask, e.horizon, [0, 1])
+    np.testing.assert_array_equal(got.chosen, want)
+    assert got.seconds.shape == (e.horizon,)
+
+
+@pytest.mark.parametrize("name", ["random", "uncertainty", "greedy-eig", "greedy-epig"])
+def test_baselines_choose_distinct_candidates_without_peeking(smoke, seed, name):
+    from tfp_aline.evaluation.acquisition import run_acquisition
+    from tfp_aline.evaluation.evaluate import make_method
+    from tfp_aline.targets import target_mask
+
+    task, e = smoke.task, smoke.cfg.episodes
+    batch = task.sample_episodes(4, e.num_candidates, seed=seed, num_predictive_targets=e.num_predictive_targets)
+    tmask = target_mask(task, "predictive" if name == "greedy-epig" else "all", 4, e.num_predictive_targets)
+    first = run_acquisition(make_method(name, smoke), batch, tmask, e.horizon, [3, 4]).chosen
+    for b in range(4):
+        assert len(set(first[:, b])) == e.horizon  # never the same candidate twice
+    # Hidden outcomes of the pool are never read: garbage there changes no choice before it is observed.
+    garbage = batch._replace(query_y=tf.fill(tf.shape(batch.query_y), np.nan))
+    method = make_method(name, smoke)
+    method.start(garbage, tmask, tf.constant([3, 4]))
+    from tfp_aline.rollout_state import initial_state
+
+    np.testing.assert_array_equal(np.argmax(method.scores(initial_state(garbage, e.horizon)), -1), first[0])
+
+
+# ---- the whole command --------------------------------------------------------------------------
+def test_evaluate_command_writes_every_report_file(smoke_run_dir, tmp_path):
+    from tfp_aline.cli import main
+
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--run", str(smoke_run_dir), "--episodes", "12", "--baseline-episodes", "4",
+                 "--targets", "all", "predictive", "--nuts-people", "2", "--out", str(out), "--seed", "1",
+                 "--no-progress"])
+    assert code == 0
+    df = pd.read_csv(out / "metrics.csv")
+    assert list(df.columns) == ["method", "target", "step", "metric", "mean", "ci_low", "ci_high", "n"]
+    assert set(df.method) == {"policy", "random", "uncertainty", "greedy-eig", "greedy-epig", "oracle", "prior"}
+    assert set(df.step) == set(range(0, 5))
+    for metric in ("log_q", "rmse_mean", "rmse_paper", "coverage50", "coverage90", "rmse_mean_exact",
+                   "log_loss", "brier", "auc", "ms_per_decision", "log_q_gain_vs_random", "rmse_mean_nuts"):
+        assert metric in set(df.metric), metric
+    assert np.isfinite(df["mean"]).all()
+    assert not set(df[df.target == "predictive"].method) & {"greedy-eig"}
+    assert (df[df.metric.str.startswith("coverage")]["mean"].between(0, 1)).all()
+    report = (out / "report.md").read_text()
+    assert "## Target `all`" in report and "## Simulation-based calibration" in report
+    for png in ("all_log_q.png", "predictive_log_loss.png", "sbc.png", "coverage.png"):
+        assert (out / png).stat().st_size > 1000
+    assert list((smoke_run_dir / "eval").glob("events.out.tfevents.*"))
+
+
+def test_evaluate_rejects_unknown_method_and_target(smoke_run_dir, tmp_path, capsys):
+    from tfp_aline.cli import main
+
+    assert main(["evaluate", "--run", str(smoke_run_dir), "--methods", "questplus", "--out", str(tmp_path)]) == 2
+    assert "questplus" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(smoke_run_dir), "--targets", "sleeep", "--out", str(tmp_path)]) == 2
+    assert "sleeep" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tmp_path / "nope")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
