@@ -1,0 +1,154 @@
+"""Export a trained run as a TensorFlow SavedModel with posterior, predictive and policy serving signatures."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfp_aline.advise import Advisor, raw_forward
+from tfp_aline.errors import TfpAlineError
+
+SIGNATURES = ("posterior", "predictive", "policy")
+SIGNATURE_FILE = "signature.json"
+
+_INPUTS = {
+    "context_x": ("float32", "[B, C, D]", "reported days' features in RAW units (feature order below)"),
+    "context_y": ("float32", "[B, C]", "their outcomes: 1 = migraine, 0 = none"),
+    "context_mask": ("bool", "[B, C]", "true for filled context slots (padding is false)"),
+    "target_x": ("float32", "[B, M, D]", "days to predict, raw units (predictive, policy)"),
+    "target_mask": ("bool", "[B, L + M]", "active targets: L parameters, then the M target days"),
+    "query_x": ("float32", "[B, N, D]", "candidate days to ask about, raw units (policy)"),
+    "taken": ("bool", "[B, N]", "candidates already asked (probability 0) (policy)"),
+}
+_OUTPUTS = {
+    "posterior": ("mixture_logits", "mixture_locs", "mixture_scales"),
+    "predictive": ("predictive_logits", "predictive_probs"),
+    "policy": ("policy_logits", "policy_probs"),
+}
+
+
+class _Serving(tf.Module):
+    """The model plus the baked-in feature standardisation, with three fixed input signatures."""
+
+    def __init__(self, model, mean, std):
+        super().__init__(name="tfp_aline_serving")
+        # Save the model's underlying tf.Variables, not the Keras model: with the Keras objects
+        # tracked, TF2 loading works but the TF1-style loader used by TensorFlow Serving finds
+        # no variables; tracking both would store every weight twice.
+        self.model = self._no_dependency(model)
+        self.tf_variables = [v.value for v in model.variables]
+        d = len(mean)
+        self._mean, self._std = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
+        f, b = tf.float32, tf.bool
+        ctx = [tf.TensorSpec([None, None, d], f, "context_x"), tf.TensorSpec([None, None], f, "context_y"),
+               tf.TensorSpec([None, None], b, "context_mask")]
+        tgt = tf.TensorSpec([None, None, d], f, "target_x")
+        tmask = tf.TensorSpec([None, None], b, "target_mask")
+        qry = [tf.TensorSpec([None, None, d], f, "query_x"), tf.TensorSpec([None, None], b, "taken")]
+        self.posterior = tf.function(self._posterior, input_signature=ctx + [tmask])
+        self.predictive = tf.function(self._predictive, input_signature=ctx + [tgt, tmask])
+        self.policy = tf.function(self._policy, input_signature=ctx + [tgt, tmask] + qry)
+        self._d = d
+
+    def _run(self, context_x, context_y, context_mask, target_x, target_mask, query_x=None, taken=None):
+        return raw_forward(self.model, self._mean, self._std, context_x, context_y, context_mask,
+                           target_x, target_mask, query_x, taken)
+
+    def _posterior(self, context_x, context_y, context_mask, target_mask):
+        # Parameter tokens attend only to the context, so target_mask (accepted for one uniform
+        # interface, shape [B, L]) cannot change these outputs.
+        empty = tf.zeros([tf.shape(context_x)[0], 0, self._d], tf.float32)
+        out = self._run(context_x, context_y, context_mask, empty, target_mask)
+        return {k: out[k] for k in _OUTPUTS["posterior"]}
+
+    def _predictive(self, context_x, context_y, context_mask, target_x, target_mask):
+        out = self._run(context_x, context_y, context_mask, target_x, target_mask)
+        return {k: out[k] for k in _OUTPUTS["predictive"]}
+
+    def _policy(self, context_x, context_y, context_mask, target_x, target_mask, query_x, taken):
+        return self._run(context_x, context_y, context_mask, target_x, target_mask, query_x, taken)
+
+
+def signature_info(run, advisor: Advisor) -> dict:
+    """The JSON description written beside the SavedModel: inputs, outputs, features, parameters."""
+    t = advisor.table
+    return {
+        "format": "TensorFlow SavedModel; load with tf.saved_model.load(DIR).signatures[NAME](**inputs)",
+        "run": str(run.path), "config": run.cfg.name,
+        "signatures": {name: {"inputs": {k: dict(zip(("dtype", "shape", "meaning"), _INPUTS[k]))
+                                         for k in _signature_inputs(name)},
+                              "outputs": list(_OUTPUTS[name]) + (
+                                  [o for n in ("posterior", "predictive") for o in _OUTPUTS[n]]
+                                  if name == "policy" else [])}
+                       for name in SIGNATURES},
+        "features": [{"index": i, "name": n, "unit": u, "typical_range": [float(lo), float(hi)],
+                      "mean": float(m), "std": float(s)}
+                     for i, (n, u, lo, hi, m, s) in enumerate(zip(t.names, t.units, t.range_low, t.range_high,
+                                                                  t.mean, t.std))],
+        "parameters": list(advisor.task.parameter_names),
+        "parameter_groups": {g: list(ix) for g, ix in advisor.task.parameter_groups.items()},
+        "context_capacity": advisor.capacity,
+        "notes": ["features are raw units; the graph standardises them with the mean/std listed here",
+                  "no missing feature values: every day needs all D features",
+                  "posterior: Gaussian mixture per parameter, weights softmax(mixture_logits)",
+                  "policy returns every output of one forward pass (posterior, predictive, policy)"],
+    }
+
+
+def _signature_inputs(name):
+    base = ["context_x", "context_y", "context_mask"]
+    return {"posterior": base + ["target_mask"], "predictive": base + ["target_x", "target_mask"],
+            "policy": base + ["target_x", "target_mask", "query_x", "taken"]}[name]
+
+
+def export_saved_model(run, out_dir, overwrite: bool = False) -> Path:
+    """Write RUN's model as a SavedModel to out_dir (atomically: a temp dir beside it, then rename).
+
+    Signatures `posterior`, `predictive`, `policy` take raw-unit features (standardisation is in
+    the graph) and need only TensorFlow to load. Refuses a non-empty out_dir unless overwrite.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TfpAlineError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise TfpAlineError(f"{out}: folder is not empty; choose another --out or pass --force to replace it")
+    advisor = Advisor(run)
+    t = advisor.table
+    module = _Serving(run.model, t.mean, t.std)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures={n: getattr(module, n) for n in SIGNATURES})
+        (tmp / SIGNATURE_FILE).write_text(json.dumps(signature_info(run, advisor), indent=2, ensure_ascii=False))
+        (tmp / "README.md").write_text(_readme(advisor))
+        if out.exists():
+            # os.replace cannot put a folder over a non-empty one: move the old one aside first.
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _readme(advisor: Advisor) -> str:
+    names = "\n".join(f"{i:2d}. {n}" for i, n in enumerate(advisor.table.names))
+    return f"""# ALINE SavedModel (tfp_aline export)
+
+Load with TensorFlow only: `m = tf.saved_model.load(DIR); m.signatures["policy"](**inputs)`.
+Signatures: posterior, predictive, policy (inputs, shapes and outputs in {SIGNATURE_FILE}).
+Features are RAW units in this order (the graph standardises them); no missing values:
+
+{names}
+
+Parameters (L = {advisor.task.num_parameters}): the weights above (logit change per SD) and the baseline logit.
+The model was trained with at most {advisor.capacity} reported days of context.
+"""

@@ -1,0 +1,262 @@
+"""Reading one person's logged days (a CSV file or a DataFrame) into a validated `PersonHistory`."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tfp_aline.errors import TfpAlineError
+from tfp_aline.feature_table import FeatureTable, _blank, _canon, _number
+
+DATE_COLUMN = "date"
+OUTCOME_COLUMN = "migraine"
+# A value is "far outside" the typical range [lo, hi] beyond lo - FAR * (hi - lo) or hi + FAR * (hi - lo):
+# wide enough that ordinary bad days pass, narrow enough to catch unit mix-ups (minutes for hours).
+FAR = 2.0
+_YES = {"1", "1.0", "yes", "y", "true"}
+_NO = {"0", "0.0", "no", "n", "false"}
+
+
+class HistoryError(TfpAlineError):
+    """A person's history that cannot be used, with the file, row (header = row 1) and column."""
+
+    def __init__(self, source, message, *, row=None, column=None):
+        self.source, self.row, self.column = str(source), row, column
+        where = [self.source]
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(", ".join(where) + ": " + message)
+
+
+class HistoryWarning(UserWarning):
+    """A suspicious but usable value in a person's history (e.g. far outside the typical range)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PersonHistory:
+    """One person's days in time order (n days, D features in the feature table's order).
+
+    raw [n, D] raw units; z [n, D] standardised; reported [n] bool (outcome given);
+    y [n] float, 1/0 where reported and NaN elsewhere; dates [n] datetime64 or None;
+    rows [n] the source rows (header = row 1); warnings: the messages also sent as `HistoryWarning`.
+    """
+
+    source: str
+    names: tuple[str, ...]
+    raw: np.ndarray
+    z: np.ndarray
+    reported: np.ndarray
+    y: np.ndarray
+    dates: np.ndarray | None
+    rows: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def num_days(self) -> int:
+        return len(self.rows)
+
+    @property
+    def num_reported(self) -> int:
+        return int(self.reported.sum())
+
+    def labels(self) -> list[str]:
+        """A display name per day: its date (YYYY-MM-DD) if dates were given, else 'row N'."""
+        if self.dates is not None:
+            return [str(d)[:10] for d in self.dates]
+        return [f"row {r}" for r in self.rows]
+
+    def context_indices(self, max_context: int) -> tuple[np.ndarray, np.ndarray]:
+        """(used, dropped) indices of reported days: the `max_context` most recent are used."""
+        if max_context < 0:
+            raise TfpAlineError(f"max_context must be >= 0, got {max_context}")
+        idx = np.flatnonzero(self.reported)
+        cut = max(len(idx) - max_context, 0)
+        return idx[cut:], idx[:cut]
+
+
+def _feature_aliases(table: FeatureTable) -> dict[str, int]:
+    """Canonical header -> feature index: the full name ('Sleep duration (h)'), its snake_case key
+    and, when unambiguous, the name without its unit ('Sleep duration')."""
+    out: dict[str, int] = {}
+    short: dict[str, list[int]] = {}
+    for i, (name, key) in enumerate(zip(table.names, table.keys)):
+        out[_canon(name)] = out[_canon(key)] = i
+        short.setdefault(_canon(re.sub(r"\([^()]*\)\s*$", "", name)), []).append(i)
+    for alias, ix in short.items():
+        if len(ix) == 1:
+            out.setdefault(alias, ix[0])
+    return out
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list]]]:
+    if not path.exists():
+        raise HistoryError(path, "file not found")
+    if path.is_dir():
+        raise HistoryError(path, "is a folder; expected a .csv file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(i, r) for i, r in enumerate(csv.reader(f), start=1)]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise HistoryError(path, f"cannot be read as UTF-8 CSV ({e})") from None
+    rows = [(i, r) for i, r in rows if not all(_blank(v) for v in r)]
+    if not rows:
+        raise HistoryError(path, "the file is empty; expected a header row with the feature names")
+    (_, header), data = rows[0], rows[1:]
+    return header, data
+
+
+def _frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[tuple[int, list]]]:
+    # Numbered as if the frame were written to CSV (header = row 1), so messages match the file.
+    header = [str(c) for c in frame.columns]
+    return header, [(i + 2, list(r)) for i, r in enumerate(frame.itertuples(index=False, name=None))]
+
+
+def _empty(value) -> bool:
+    # DataFrames bring their own missing markers (pd.NA, NaT) besides None, NaN and ''.
+    return _blank(value) or value is pd.NA or value is pd.NaT
+
+
+def _outcome(value):
+    """1.0, 0.0, or None for an empty cell; raises ValueError otherwise."""
+    if _empty(value):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    text = str(value).strip().lower()
+    if text in _YES:
+        return 1.0
+    if text in _NO:
+        return 0.0
+    raise ValueError(value)
+
+
+def _date(value):
+    try:
+        out = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    return None if pd.isna(out) else out
+
+
+def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: bool = True) -> PersonHistory:
+    """Read and validate one person's days from a .csv path or a pandas DataFrame.
+
+    Columns: one per feature of `table` (raw units; headers matched ignoring case, spaces and
+    punctuation; the snake_case key or the name without its unit also work), an optional `date`
+    (rows are then sorted by date, otherwise file order is time order) and `migraine`
+    (1/0, yes/no, true/false, or empty = not reported yet). With outcome=False (coming days) the
+    `migraine` column may be absent and must be empty. Every feature value is required: the
+    model cannot take missing inputs. Problems raise `HistoryError` naming the row and column;
+    values far outside a feature's typical range give a `HistoryWarning` (unless warn=False).
+    """
+    if isinstance(source, pd.DataFrame):
+        name, (header, data) = "<DataFrame>", _frame_rows(source)
+    else:
+        path = Path(source)
+        name, (header, data) = str(path), _read_csv(path)
+
+    def fail(msg, row=None, column=None):
+        raise HistoryError(name, msg, row=row, column=column)
+
+    aliases = _feature_aliases(table)
+    feature_col: dict[int, int] = {}
+    date_col = outcome_col = None
+    for j, h in enumerate(header):
+        if _blank(h):
+            if any(j < len(r) and not _blank(r[j]) for _, r in data):
+                fail(f"column {j + 1} has values but no header", row=1)
+            continue
+        c = _canon(h)
+        if c == DATE_COLUMN:
+            kind, index = "date", None
+        elif c in (OUTCOME_COLUMN, "migrane"):
+            kind, index = "migraine", None
+        elif c in aliases:
+            kind, index = "feature", aliases[c]
+        else:
+            fail(f"unknown column {h!r}; expected the feature names of the table "
+                 f"({', '.join(table.names)}), 'date' and 'migraine'", row=1, column=str(h))
+        if kind == "feature":
+            if index in feature_col:
+                fail(f"two columns mean {table.names[index]!r}: {header[feature_col[index]]!r} and {h!r}",
+                     row=1, column=str(h))
+            feature_col[index] = j
+        elif (date_col if kind == "date" else outcome_col) is not None:
+            fail(f"two {kind!r} columns", row=1, column=str(h))
+        elif kind == "date":
+            date_col = j
+        else:
+            outcome_col = j
+    missing = [table.names[i] for i in range(table.num_features) if i not in feature_col]
+    if missing:
+        fail(f"missing feature column(s): {', '.join(map(repr, missing))}; every feature is needed "
+             "for every day (the model cannot take missing inputs)", row=1)
+    if outcome and outcome_col is None:
+        fail("missing column 'migraine' (1 = migraine that day, 0 = none, empty = not reported yet)", row=1)
+    if not data:
+        fail("no days below the header", row=1)
+
+    def cell(r, j):
+        return r[j] if j is not None and j < len(r) else None
+
+    n, d = len(data), table.num_features
+    raw = np.empty((n, d))
+    y = np.full(n, np.nan)
+    dates = [] if date_col is not None else None
+    rows = np.array([rownum for rownum, _ in data])
+    found: list[str] = []
+    span = table.range_high - table.range_low
+    low, high = table.range_low - FAR * span, table.range_high + FAR * span
+    seen_dates: dict = {}
+    for k, (rownum, r) in enumerate(data):
+        for i, j in feature_col.items():
+            v = cell(r, j)
+            if _empty(v):
+                fail(f"empty value for {table.names[i]!r}; the model cannot take missing inputs, so "
+                     "every feature needs a value on every day (fill it in or delete the day)",
+                     rownum, header[j])
+            x = _number(v)
+            if x is None or not math.isfinite(x):
+                fail(f"expected a number in {table.units[i] or 'raw units'}, got {v!r}", rownum, header[j])
+            raw[k, i] = x
+            if not low[i] <= x <= high[i]:
+                found.append(f"{name}, row {rownum}, column {header[j]!r}: value {x:g} is far outside the "
+                             f"typical range {table.range_low[i]:g}-{table.range_high[i]:g}"
+                             f"{' ' + table.units[i] if table.units[i] else ''} (check the unit)")
+        if outcome_col is not None:
+            v = cell(r, outcome_col)
+            try:
+                y[k] = np.nan if (o := _outcome(v)) is None else o
+            except ValueError:
+                fail(f"expected 1 (migraine), 0 (none) or empty (not reported yet), got {v!r}",
+                     rownum, header[outcome_col])
+            if not outcome and not np.isnan(y[k]):
+                fail("coming days cannot have a reported outcome; leave 'migraine' empty or drop the column",
+                     rownum, header[outcome_col])
+        if dates is not None:
+            v = cell(r, date_col)
+            t = None if _empty(v) else _date(v)
+            if t is None:
+                fail(f"expected a date like 2025-03-01, got {v!r}", rownum, header[date_col])
+            if t in seen_dates:
+                fail(f"date {str(t)[:10]} appears twice (also on row {seen_dates[t]})", rownum, header[date_col])
+            seen_dates[t] = rownum
+            dates.append(t)
+
+    if dates is not None:
+        order = np.argsort(np.array(dates, dtype="datetime64[ns]"), kind="stable")
+        raw, y, rows = raw[order], y[order], rows[order]
+        dates = np.array(dates, dtype="datetime64[ns]")[order]
+    if warn:
+        for msg in found:
+            warnings.warn(msg, HistoryWarning, stacklevel=2)
+    return PersonHistory(source=name, names=tuple(table.names), raw=raw, z=table.standardize(raw),
+                         reported=~np.isnan(y), y=y, dates=dates, rows=rows, warnings=tuple(found))
