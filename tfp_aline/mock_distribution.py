@@ -90,13 +90,11 @@ def load_npz(path) -> dict:
 
 
 def _heatmap_png(mock: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     corr = mock["corr_prior"]
-    fig, ax = plt.subplots(figsize=(9, 8))
+    fig = Figure(figsize=(9, 8))
+    ax = fig.subplots()
     im = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(corr)), mock["features"], rotation=90, fontsize=7)
     ax.set_yticks(range(len(corr)), mock["features"], fontsize=7)
@@ -105,7 +103,6 @@ def _heatmap_png(mock: dict) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return buf.getvalue()
 
 

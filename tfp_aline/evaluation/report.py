@@ -48,15 +48,13 @@ def summary_table(df: pd.DataFrame, target: str, step: int) -> str:
 
 
 def _plot_curves(df, target, metric, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     sub = df[(df.target == target) & (df.metric == metric)]
     if sub.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for method, g in sub.groupby("method", sort=False):
         g = g.sort_values("step")
         ax.plot(g.step, g["mean"], label=method, marker="." if len(g) < 40 else None)
@@ -71,17 +69,15 @@ def _plot_curves(df, target, metric, path):
 
 
 def _plot_sbc(sbc, num_samples, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     keys = sorted(sbc, key=lambda k: (k[0], k[1]))
     if not keys:
         return None
     cols = min(3, len(keys))
     rows = int(np.ceil(len(keys) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(3.3 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     bins = np.linspace(0, num_samples + 1, 21)
     for ax, key in zip(axes.ravel(), keys):
         ranks = sbc[key]
@@ -97,15 +93,13 @@ def _plot_sbc(sbc, num_samples, path):
 
 
 def _plot_coverage(df, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     sub = df[df.metric.isin(["coverage50", "coverage90"]) & (df.method == "policy")]
     if sub.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for (target, metric), g in sub.groupby(["target", "metric"], sort=False):
         g = g.sort_values("step")
         ax.plot(g.step, g["mean"], label=f"{target} {metric}")
@@ -121,11 +115,8 @@ def _plot_coverage(df, path):
 
 
 def _save(fig, path):
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     atomic.write_bytes(path, buf.getvalue())
 
 

@@ -33,23 +33,18 @@ def write_hparams(writer, cfg):
 
 
 def _png(fig) -> tf.Tensor:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
     return tf.image.decode_png(buf.getvalue(), channels=4)[None]
 
 
 def query_strategy_figure(chosen_x, x_names, title):
     """Heatmap of the mean chosen input per step: chosen_x [T, B, Dx] -> matplotlib figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     chosen_x = np.asarray(chosen_x)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     if chosen_x.shape[-1] == 1:  # one input: show every episode's choice, not a one-row heatmap
         steps = np.repeat(np.arange(1, chosen_x.shape[0] + 1), chosen_x.shape[1])
         ax.scatter(steps, chosen_x[..., 0].ravel(), s=6, alpha=0.5)
@@ -60,7 +55,9 @@ def query_strategy_figure(chosen_x, x_names, title):
         return fig
     mean = chosen_x.mean(axis=1)  # [T, Dx]
     lim = max(np.abs(mean).max(), 1e-6)
-    im = ax.imshow(mean.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+    # extent puts cell centres on the steps 1..T (the t-th query), not on 0-based indices
+    im = ax.imshow(mean.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                   extent=(0.5, mean.shape[0] + 0.5, mean.shape[1] - 0.5, -0.5))
     ax.set_yticks(range(len(x_names)), x_names, fontsize=6)
     ax.set_xlabel("query step t")
     ax.set_title(title, fontsize=9)
@@ -74,13 +71,11 @@ def posterior_figure(posterior, theta, names, steps):
 
     posterior: list over steps of tfd with batch [1, L]; theta: [L] truth; names: [L]; steps: labels.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     shown = min(4, len(names))
-    fig, axes = plt.subplots(1, shown, figsize=(3 * shown, 2.8))
+    fig = Figure(figsize=(3 * shown, 2.8))
+    axes = fig.subplots(1, shown)
     axes = np.atleast_1d(axes)
     for i, ax in enumerate(axes):
         grid = np.linspace(theta[i] - 3, theta[i] + 3, 400).astype(np.float32)
