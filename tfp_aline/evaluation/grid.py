@@ -1,9 +1,10 @@
 """Grid baselines for the psychometric task: an exact grid posterior, QUEST+ and Psi-marginal acquisition."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
-from scipy.special import logsumexp
 
 from tfp_aline.evaluation.acquisition import Acquisition
 from tfp_aline.tasks.psychometric import response_probability
@@ -12,7 +13,7 @@ DEFAULT_SIZES = (41, 21, 11, 11)  # threshold, slope, guess, lapse (see benchmar
 AXES = "tsgl"  # einsum letters of the grid axes, in theta order
 _SATURATED = 1e-9  # F or 1 - F below this: p(y | x, theta) is its limit to within 1e-9 (see _expected_entropy)
 _GROUP = 64  # likelihood factors multiplied (float64) before one log: 64 factors >= 1e-4 cannot underflow
-_EPISODE_CHUNK = 16  # episodes per log-posterior chunk: 16 x G float64 stays ~100 MB at G ~ 1e5
+_EPISODE_CHUNK = 16  # episodes per compiled likelihood call and per scoring chunk ([16, N, T, S] curves ~ 22 MB)
 
 
 def _xlogx(v):
@@ -40,18 +41,20 @@ class PsychometricGrid:
         t, s = np.meshgrid(self.values[0], self.values[1], indexing="ij")
         self._curve_theta = tf.constant(np.stack([t, s, 0.0 * t, 0.0 * t], -1).reshape(-1, 4))  # [TS, 4]
         self._a, self._b, self._c = (tf.constant(v.reshape(-1)) for v in (self.a, self.b, self.c))
-        self._log_likelihood = tf.function(self._log_likelihood_graph, jit_compile=True, reduce_retracing=True)
+        self._curve = tf.function(self._curve_graph, jit_compile=True, reduce_retracing=True)
+        self._log_posterior = tf.function(self._log_posterior_graph, jit_compile=True, reduce_retracing=True)
 
     @property
     def num_cells(self) -> int:
         return len(self.points)
 
-    def curve(self, x, threshold, slope):
-        """Guess- and lapse-free curve F: x [B, N], threshold [T], slope [S] -> [B, N, T, S] float64."""
-        t, s = np.meshgrid(threshold, slope, indexing="ij")
-        theta = np.stack([t, s, 0.0 * t, 0.0 * t], -1).reshape(-1, 4)  # guess = lapse = 0 leaves F
-        f = response_probability(tf.constant(theta), tf.constant(np.asarray(x, np.float64)[..., None, None]))
-        return f.numpy().reshape(*np.shape(x), len(threshold), len(slope))
+    def curve(self, x):
+        """Guess- and lapse-free curve F(x; threshold, slope) on the grid: x [B, N] -> [B, N, T, S] float64."""
+        f = self._curve(tf.constant(x, tf.float64)).numpy()
+        return f.reshape(*np.shape(x), *self.sizes[:2])
+
+    def _curve_graph(self, x):
+        return response_probability(self._curve_theta, x[..., None, None])[..., 0]  # [..., TS]
 
     def log_posterior(self, context_x, context_y, context_mask):
         """Normalised log weights under a uniform prior on the box and the valid context points.
@@ -69,14 +72,13 @@ class PsychometricGrid:
         rows = -(-len(x) // _EPISODE_CHUNK) * _EPISODE_CHUNK
         pad = [[0, rows - len(x)], [0, slots - len(used)]]
         x, y, mask = (np.pad(v[:, used], pad) for v in (x, y, mask))
-        out = np.concatenate([self._log_likelihood(x[i:i + _EPISODE_CHUNK], y[i:i + _EPISODE_CHUNK],
+        return np.concatenate([self._log_posterior(x[i:i + _EPISODE_CHUNK], y[i:i + _EPISODE_CHUNK],
                                                    mask[i:i + _EPISODE_CHUNK], group).numpy()
-                              for i in range(0, rows, _EPISODE_CHUNK)])[:len(context_mask)]
-        return out - logsumexp(out, axis=1, keepdims=True)
+                               for i in range(0, rows, _EPISODE_CHUNK)])[:len(context_mask)]
 
-    def _log_likelihood_graph(self, x, y, mask, group):
-        """sum_c log p(y_c | x_c, theta_g) over valid slots: [B, C] each -> [B, G] (C a multiple of group)."""
-        f = response_probability(self._curve_theta, x[..., None, None])[..., 0]  # [B, C, TS]
+    def _log_posterior_graph(self, x, y, mask, group):
+        """Normalised sum_c log p(y_c | x_c, theta_g) over valid slots: [B, C] each -> [B, G]; C % group == 0."""
+        f = self._curve_graph(x)  # [B, C, TS]
         # p(y | x, theta) = u + b v per slot; a masked slot gets u = 1, v = 0, i.e. a factor of 1.
         v = tf.where(mask[..., None], tf.where(y[..., None], f, 1.0 - f), 0.0)
         u = tf.where(mask[..., None], tf.where(y[..., None], self._a, self._c), 1.0)  # [B, C, GL]
@@ -84,8 +86,8 @@ class PsychometricGrid:
         shape = tf.shape(factor)
         factor = tf.reshape(factor, [shape[0], shape[1] // group, group, shape[2], shape[3]])
         # A product of `group` factors, then one log: far fewer logs than one per factor.
-        loglik = tf.reduce_sum(tf.math.log(tf.reduce_prod(factor, axis=2)), axis=1)
-        return tf.reshape(loglik, [shape[0], -1])
+        loglik = tf.reshape(tf.reduce_sum(tf.math.log(tf.reduce_prod(factor, axis=2)), axis=1), [shape[0], -1])
+        return loglik - tf.reduce_logsumexp(loglik, axis=1, keepdims=True)
 
     def weights(self, logw):
         """Normalised cell weights: [B, G] log weights -> [B, G]."""
@@ -125,16 +127,16 @@ class PsychometricGrid:
         w = self.weights(logw[None])[0].reshape(self.sizes)
         f1, f0 = f, 1.0 - f
         w_b = np.einsum("tsgl,gl->ts", w, self.b)
-        p1 = np.einsum("nts,ts->n", f1, w_b) + np.vdot(w, self.a)  # p(y=1 | x, D)
-        p0 = np.einsum("nts,ts->n", f0, w_b) + np.vdot(w, self.c)
+        p1 = f1.reshape(len(f1), -1) @ w_b.reshape(-1) + np.einsum("tsgl,gl->", w, self.a)  # p(y=1 | x, D)
+        p0 = f0.reshape(len(f0), -1) @ w_b.reshape(-1) + np.einsum("tsgl,gl->", w, self.c)
         marginal = -_xlogx(p1) - _xlogx(p0)
         if target == AXES:
             return marginal - self._expected_entropy(w, f1, f0)
         # joint p(y, theta_S | x, D) = sum_{-S} w (a + b F) for y = 1 and sum_{-S} w (c + b (1 - F)) for y = 0
         gl = "".join(k for k in target if k in "gl")
         w_b = np.einsum(f"tsgl,gl->ts{gl}", w, self.b)
-        j1 = np.einsum(f"tsgl,gl->{target}", w, self.a) + np.einsum(f"nts,ts{gl}->n{target}", f1, w_b)
-        j0 = np.einsum(f"tsgl,gl->{target}", w, self.c) + np.einsum(f"nts,ts{gl}->n{target}", f0, w_b)
+        j1 = np.einsum(f"tsgl,gl->{target}", w, self.a) + np.einsum(f"nts,ts{gl}->n{target}", f1, w_b, optimize=True)
+        j0 = np.einsum(f"tsgl,gl->{target}", w, self.c) + np.einsum(f"nts,ts{gl}->n{target}", f0, w_b, optimize=True)
         # sum_S w_S H[p(y | theta_S)] = sum_S [w_S log w_S - j1 log j1 - j0 log j0], as j1 + j0 = w_S.
         w_s = np.einsum(f"tsgl->{target}", w)
         expected = _xlogx(w_s).sum() - (_xlogx(j1) + _xlogx(j0)).reshape(len(f), -1).sum(1)
@@ -149,12 +151,14 @@ class PsychometricGrid:
         """
         w = w.reshape(-1, self.b.size)  # [TS, GL]
         a, b, c = (v.reshape(-1).astype(np.float32) for v in (self.a, self.b, self.c))
-        h_low, h_high = (w @ (-_xlogx(p) - _xlogx(1.0 - p)) for p in (self.a.reshape(-1), (self.a + self.b).reshape(-1)))
+        # sum_gl w H[p] of each (threshold, slope) cell at the limits F = 0 and F = 1: [TS] each
+        h_low, h_high = (w @ (-_xlogx(p) - _xlogx(1.0 - p)) for p in (self.a.ravel(), (self.a + self.b).ravel()))
         w32 = w.astype(np.float32)
         out = np.empty(len(f1))
         for n, (g1, g0) in enumerate(zip(f1.reshape(len(f1), -1), f0.reshape(len(f0), -1))):
             low, high = g1 < _SATURATED, g0 < _SATURATED
             mid = ~(low | high)
+            # in place: p log p + q log q with no temporaries beyond p, q and log q
             p = g1[mid, None].astype(np.float32) * b
             p += a
             q = g0[mid, None].astype(np.float32) * b
@@ -168,12 +172,19 @@ class PsychometricGrid:
         return out
 
 
+@functools.lru_cache(maxsize=4)
+def default_grid(task, sizes=DEFAULT_SIZES) -> PsychometricGrid:
+    """A grid shared per (task, sizes), so its compiled functions are traced once per process."""
+    return PsychometricGrid(task, sizes)
+
+
 class _GridAcquisition(Acquisition):
     """Greedy expected information gain on the grid posterior of the current state (recomputed from
     the state at every step, so the scores never depend on the path taken to the state)."""
 
-    def __init__(self, task, grid: PsychometricGrid | None = None):
-        self.grid = grid if grid is not None else PsychometricGrid(task)
+    def __init__(self, grid):
+        """grid: a `PsychometricGrid`, or a psychometric task (then its default grid)."""
+        self.grid = grid if isinstance(grid, PsychometricGrid) else default_grid(grid)
 
     def targets(self) -> list[str]:
         """The targeted axes of each episode, as letters of 'tsgl'."""
@@ -189,7 +200,7 @@ class _GridAcquisition(Acquisition):
         for lo in range(0, len(x), _EPISODE_CHUNK):
             rows = slice(lo, lo + _EPISODE_CHUNK)
             logw = g.log_posterior(cx[rows], cy[rows], cm[rows])
-            curves = g.curve(x[rows], g.values[0], g.values[1])  # [b, N, T, S]
+            curves = g.curve(x[rows])  # [b, N, T, S]
             for i, (lw, f) in enumerate(zip(logw, curves), lo):
                 free = ~taken[i]  # taken candidates are never chosen again: skip their cost
                 out[i, free] = g.information_gain(lw, f[free], targets[i])
@@ -226,7 +237,7 @@ def _state_posterior(grid, state, chunk):
 
 def grid_posterior_samples(task, state, num_samples: int, seed, grid: PsychometricGrid | None = None) -> np.ndarray:
     """Reference posterior draws of a rollout state: [S, B, 4] (independent of the episode chunking)."""
-    grid = grid if grid is not None else PsychometricGrid(task)
+    grid = grid if grid is not None else default_grid(task)
     batch = int(np.shape(state.context_mask)[0])
     u = tf.random.stateless_uniform([num_samples, batch, 5], seed, dtype=tf.float64).numpy()
     return np.concatenate([grid._sample(logw, u[:, rows]) for rows, logw in _state_posterior(grid, state, 64)],
@@ -235,5 +246,5 @@ def grid_posterior_samples(task, state, num_samples: int, seed, grid: Psychometr
 
 def grid_posterior_mean(task, state, grid: PsychometricGrid | None = None) -> np.ndarray:
     """Reference posterior mean of a rollout state: [B, 4]."""
-    grid = grid if grid is not None else PsychometricGrid(task)
+    grid = grid if grid is not None else default_grid(task)
     return np.concatenate([grid.mean(logw) for _, logw in _state_posterior(grid, state, 64)])

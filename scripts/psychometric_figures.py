@@ -1,0 +1,125 @@
+"""Figures of where a trained psychometric policy puts its stimuli, per target, with QUEST+ for comparison.
+
+Writes into --out (each PNG atomically):
+  stimuli_by_target.png      (a) policy and QUEST+ for target {threshold, slope} (x - true threshold)
+                                 and {guess, lapse} (absolute x), stimulus against query step
+  target_switch.png          (b) the same episodes, target {threshold, slope} for the first --switch
+                                 queries, then {guess, lapse}
+  stimuli_all_parameters.png (c) the policy asked for all four parameters
+
+    python scripts/psychometric_figures.py --run runs/psychometric-cpu --out runs/psychometric-cpu/figures
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfp_aline.atomic import atomic_path  # noqa: E402
+from tfp_aline.evaluation.acquisition import PolicyAcquisition, choose_best, run_acquisition  # noqa: E402
+from tfp_aline.evaluation.grid import QuestPlusAcquisition  # noqa: E402
+from tfp_aline.rollout_state import initial_state, observe  # noqa: E402
+from tfp_aline.runs import load_run  # noqa: E402
+from tfp_aline.targets import target_mask  # noqa: E402
+
+
+def chosen_stimuli(batch, chosen):
+    """Stimuli of the queried candidates: chosen [T, B] indices -> [B, T]."""
+    return np.take_along_axis(batch.query_x.numpy()[..., 0], np.asarray(chosen).T, axis=1)
+
+
+def switched_rollout(method, batch, first, second, switch, horizon, seed):
+    """Greedy rollout whose target mask changes from `first` to `second` after `switch` queries: [T, B]."""
+    state, chosen = initial_state(batch, horizon), []
+    for t in range(horizon):
+        if t in (0, switch):  # `start` only records batch, mask and seed, so it may switch the target
+            method.start(batch, first if t == 0 else second, tf.constant(seed, tf.int32))
+        index = choose_best(method.scores(state), state.taken.numpy())
+        chosen.append(index)
+        state = observe(state, batch, tf.constant(index))
+    return np.stack(chosen)
+
+
+def panel(ax, values, title, ylabel, switch=None):
+    """Stimuli of every episode against the query step (dots) and their per-step median (line)."""
+    steps = np.arange(1, values.shape[1] + 1)
+    for row in values:
+        ax.plot(steps, row, ".", color="tab:blue", alpha=0.35, ms=4)
+    ax.plot(steps, np.median(values, 0), color="k", lw=1.5, label="median over episodes")
+    if switch is not None:
+        ax.axvline(switch + 0.5, color="tab:red", ls="--", lw=1, label="target switch")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("query step t")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="upper right")
+
+
+def save(fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run directory written by `tfp-aline train`")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--switch", type=int, default=15,
+                   help="queries under {threshold, slope} before the switch (at most half the horizon)")
+    args = p.parse_args(argv)
+    run = load_run(args.run)
+    task, e, n = run.task, run.cfg.episodes, args.episodes
+    horizon = e.horizon
+    batch = task.sample_episodes(n, e.num_candidates, tf.constant([args.seed, 17]),
+                                 num_initial_context=e.num_initial_context,
+                                 num_predictive_targets=e.num_predictive_targets)
+    masks = {t: target_mask(task, t, n, e.num_predictive_targets) for t in ("threshold_slope", "guess_lapse", "all")}
+    policy, seed = PolicyAcquisition(run.model), [args.seed, 0]
+    threshold = batch.theta.numpy()[:, :1]
+    x = {t: chosen_stimuli(batch, run_acquisition(policy, batch, masks[t], horizon, seed).chosen) for t in masks}
+    # QUEST+ ignores the target: one rollout serves both columns.
+    x_quest = chosen_stimuli(batch, run_acquisition(QuestPlusAcquisition(task), batch, masks["all"], horizon,
+                                                    seed).chosen)
+    out, written = args.out, []
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)
+    for row, (name, xs) in enumerate([("policy", x), ("QUEST+", {t: x_quest for t in masks})]):
+        panel(axes[row, 0], xs["threshold_slope"] - threshold, f"{name}, target {{threshold, slope}}",
+              "stimulus - true threshold")
+        panel(axes[row, 1], xs["guess_lapse"], f"{name}, target {{guess, lapse}}", "stimulus x")
+    fig.suptitle(f"Chosen stimuli, {n} episodes ({run.path.name})", fontsize=10)
+    fig.tight_layout()
+    written.append(save(fig, os.path.join(out, "stimuli_by_target.png")))
+
+    switch = min(args.switch, horizon // 2)
+    chosen = switched_rollout(policy, batch, masks["threshold_slope"], masks["guess_lapse"], switch, horizon, seed)
+    xs = chosen_stimuli(batch, chosen)
+    fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    panel(axes[0], xs - threshold, f"policy: {{threshold, slope}} for {switch} queries, then {{guess, lapse}}",
+          "stimulus - true threshold", switch)
+    panel(axes[1], xs, "same episodes, absolute stimulus", "stimulus x", switch)
+    fig.tight_layout()
+    written.append(save(fig, os.path.join(out, "target_switch.png")))
+
+    fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    panel(axes[0], x["all"] - threshold, "policy, target all four parameters", "stimulus - true threshold")
+    panel(axes[1], x["all"], "same episodes, absolute stimulus", "stimulus x")
+    fig.tight_layout()
+    written.append(save(fig, os.path.join(out, "stimuli_all_parameters.png")))
+    for path in written:
+        print(path)
+    return written
+
+
+if __name__ == "__main__":
+    main()
