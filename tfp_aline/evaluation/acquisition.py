@@ -21,6 +21,9 @@ class Acquisition:
     """
 
     name = "acquisition"
+    # True when the choices ignore the target (random, uncertainty sampling, QUEST+): the evaluation
+    # then runs the method once per batch and reuses its choices for every target.
+    target_agnostic = False
 
     def start(self, batch, target_mask, seed) -> None:
         """Called once per batch before the first query. seed: shape-[2] int stateless seed."""
@@ -49,6 +52,7 @@ class RandomAcquisition(Acquisition):
     """Uniformly random among the untaken candidates (from the stateless seed, so reproducible)."""
 
     name = "random"
+    target_agnostic = True
 
     def scores(self, state):
         seed = tf.random.experimental.stateless_fold_in(tf.cast(self.seed, tf.int32), state.step)
@@ -60,6 +64,7 @@ class UncertaintyAcquisition(Acquisition):
     (largest entropy of its posterior predictive; it ignores the target)."""
 
     name = "uncertainty"
+    target_agnostic = True
 
     def __init__(self, model):
         self.model = model

@@ -156,7 +156,7 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
     total = sum(T * (B if meth in CHEAP else B_base) for t, meth in jobs)
     bar = tqdm(total=total, desc="acquisition (person-steps)", unit_scale=True, disable=not progress,
                mininterval=2.0)
-    cache = {}
+    cache, reusable = {}, {}
     for ti, target in enumerate(targets):
         for method_name in [meth for t, meth in jobs if t == target]:
             n_ep = B if method_name in CHEAP else B_base
@@ -168,7 +168,13 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
                 def update(self, k):
                     bar.update(k * n_ep)
 
-            result = run_acquisition(acq, b, tmask, T, [settings.seed, 1 + ti], progress=_Counter())
+            if acq.target_agnostic and method_name in reusable:
+                result = reusable[method_name]  # same people, same choices: only the metrics differ
+                bar.update(T * n_ep)
+            else:
+                result = run_acquisition(acq, b, tmask, T, [settings.seed, 1], progress=_Counter())
+                if acq.target_agnostic:
+                    reusable[method_name] = result
             chosen_x[(target, method_name)] = tf.gather(b.query_x, tf.transpose(result.chosen),
                                                         batch_dims=1).numpy().transpose(1, 0, 2)
             per_decision_ms = 1e3 * result.seconds / n_ep

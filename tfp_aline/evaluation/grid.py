@@ -211,6 +211,7 @@ class QuestPlusAcquisition(_GridAcquisition):
     """QUEST+: the stimulus of maximal expected information gain about all four parameters."""
 
     name = "questplus"
+    target_agnostic = True
 
     def targets(self):
         return [AXES] * int(self.batch.query_x.shape[0])
