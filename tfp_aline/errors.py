@@ -5,19 +5,24 @@ class TfpAlineError(Exception):
     """Base class: the CLI prints these as `error: <message>` and exits with status 2."""
 
 
+def located(source, message, *, sheet=None, row=None, column=None) -> str:
+    """'<source>, sheet 's', row r, column 'c': <message>', naming only the parts given."""
+    where = [str(source)]
+    if sheet is not None:
+        where.append(f"sheet {sheet!r}")
+    if row is not None:
+        where.append(f"row {row}")
+    if column is not None:
+        where.append(f"column {column!r}")
+    return ", ".join(where) + ": " + message
+
+
 class FeatureTableError(TfpAlineError):
     """A feature table that cannot be read, with where the problem is."""
 
     def __init__(self, path, message, *, sheet=None, row=None, column=None):
         self.path, self.sheet, self.row, self.column = str(path), sheet, row, column
-        where = [self.path]
-        if sheet is not None:
-            where.append(f"sheet {sheet!r}")
-        if row is not None:
-            where.append(f"row {row}")
-        if column is not None:
-            where.append(f"column {column!r}")
-        super().__init__(", ".join(where) + ": " + message)
+        super().__init__(located(path, message, sheet=sheet, row=row, column=column))
 
 
 class ConfigError(TfpAlineError):

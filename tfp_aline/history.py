@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tfp_aline.errors import TfpAlineError
+from tfp_aline.errors import TfpAlineError, located
 from tfp_aline.feature_table import FeatureTable, _blank, _canon, _number
 
 DATE_COLUMN = "date"
@@ -28,12 +28,7 @@ class HistoryError(TfpAlineError):
 
     def __init__(self, source, message, *, row=None, column=None):
         self.source, self.row, self.column = str(source), row, column
-        where = [self.source]
-        if row is not None:
-            where.append(f"row {row}")
-        if column is not None:
-            where.append(f"column {column!r}")
-        super().__init__(", ".join(where) + ": " + message)
+        super().__init__(located(source, message, row=row, column=column))
 
 
 class HistoryWarning(UserWarning):

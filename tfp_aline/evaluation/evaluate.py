@@ -66,13 +66,18 @@ def applicable(method: str, target: str) -> bool:
     return True
 
 
-def make_method(name: str, run):
-    """An `Acquisition` by name, for the run's task and model."""
-    task, model = run.task, run.model
+def check_method(name: str, task) -> None:
+    """Raise if `name` is not a method for this task."""
     allowed = METHODS.get(task.name, CHEAP)
     if name not in allowed:
         raise TfpAlineError(f"--methods: unknown method {name!r} for task {task.name!r} (expected: "
                             f"{', '.join(allowed)})")
+
+
+def make_method(name: str, run):
+    """An `Acquisition` by name, for the run's task and model."""
+    task, model = run.task, run.model
+    check_method(name, task)
     if name == "policy":
         return PolicyAcquisition(model)
     if name == "random":
@@ -83,20 +88,19 @@ def make_method(name: str, run):
         from tfp_aline.evaluation.gaussian_eig import GreedyEIGAcquisition, GreedyEPIGAcquisition
 
         return (GreedyEIGAcquisition if name == "greedy-eig" else GreedyEPIGAcquisition)(task)
-    from tfp_aline.evaluation.grid import PsiMarginalAcquisition, PsychometricGrid, QuestPlusAcquisition
+    from tfp_aline.evaluation.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid
 
-    grid = PsychometricGrid(task)
+    grid = default_grid(task)  # one grid per process: its compiled functions are traced once
     return (QuestPlusAcquisition if name == "questplus" else PsiMarginalAcquisition)(grid)
 
 
-def reference_samples(task, state, num_samples: int, seed, cache: dict):
+def reference_samples(task, state, num_samples: int, seed):
     """Samples [S, B, L] of the exact reference posterior of a state's data: the Laplace
     approximation for the migraine model (checked against NUTS), the dense grid for psychometric."""
     if task.name == "psychometric":
-        from tfp_aline.evaluation.grid import PsychometricGrid, grid_posterior_samples
+        from tfp_aline.evaluation.grid import grid_posterior_samples
 
-        grid = cache.setdefault("grid", PsychometricGrid(task))
-        return grid_posterior_samples(task, state, num_samples, seed, grid=grid)
+        return grid_posterior_samples(task, state, num_samples, seed)  # on the shared default grid
     from tfp_aline.evaluation.exact import laplace_posterior
 
     q = laplace_posterior(task, state.context_x, state.context_y, state.context_mask)
@@ -136,7 +140,7 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
     n0, m = e.num_initial_context, e.num_predictive_targets
     methods = settings.methods or METHODS.get(task.name, CHEAP)
     for name in methods:
-        make_method(name, run)  # validate names before any long work
+        check_method(name, task)  # before any long work
     targets = settings.targets or cfg.target_names
     if T > N:
         raise TfpAlineError(f"horizon {T} exceeds the {N} candidates")
@@ -156,7 +160,7 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
     total = sum(T * (B if meth in CHEAP else B_base) for t, meth in jobs)
     bar = tqdm(total=total, desc="acquisition (person-steps)", unit_scale=True, disable=not progress,
                mininterval=2.0)
-    cache, reusable = {}, {}
+    reusable = {}
     for ti, target in enumerate(targets):
         for method_name in [meth for t, meth in jobs if t == target]:
             n_ep = B if method_name in CHEAP else B_base
@@ -211,7 +215,7 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
                 if method_name == "policy" and t in (0, T // 2, T):
                     sbc[(target, t)] = M.sbc_ranks(samples[:settings.sbc_samples], th, pmask)
                 if settings.exact:
-                    ref = reference_samples(task, state, settings.num_samples, s_seed, cache)
+                    ref = reference_samples(task, state, settings.num_samples, s_seed)
                     add(method_name, target, t, "rmse_mean_exact", M.rmse_mean(ref.mean(0), th, pmask))
                     add(method_name, target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask))
                     add(method_name, target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
