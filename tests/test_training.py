@@ -19,8 +19,9 @@ from tfp_aline.training import trainer as trainer_mod
 from tfp_aline.training.trainer import Trainer, TrainingError
 
 SMOKE = ROOT / "configs" / "smoke.yaml"
-SCALARS = ("loss/nll", "loss/policy", "loss/total", "reward/mean", "logq/t1", "logq/tmid", "logq/tT",
-           "policy/entropy", "optim/lr", "optim/grad_norm", "perf/epochs_per_s")
+SCALARS = ("loss/nll", "loss/policy", "loss/total", "logq/t0", "logq/t1", "logq/tmid", "logq/tT",
+           "optim/lr", "optim/grad_norm", "perf/epochs_per_s")
+POLICY_SCALARS = ("reward/mean", "policy/entropy")  # only the policy phase has choices of its own
 
 
 def smoke(*overrides):
@@ -48,6 +49,10 @@ def test_tensorboard_tags_and_finite_values(smoke_run):
         assert tag in tags, tag
         values = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
         assert len(values) == trainer.cfg.training.epochs and all(math.isfinite(v) for v in values), tag
+    policy_epochs = trainer.cfg.training.epochs - trainer.cfg.training.warmup_epochs
+    for tag in POLICY_SCALARS:
+        values = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+        assert len(values) == policy_epochs and all(math.isfinite(v) for v in values), tag
     assert any(t.startswith("weights/") for t in tags)  # histograms are tensors in TF2 summaries
     assert {"images/query_strategy", "images/posteriors"} <= tags
     policy = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("loss/policy")]

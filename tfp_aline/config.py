@@ -65,6 +65,7 @@ class TrainingConfig:
     mixed_precision: bool = False
     strategy: str = "default"
     on_nonfinite: str = "skip"
+    gradient_steps: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +200,9 @@ def validate(cfg: Config, group_names=None):
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} = {value!r}: expected a number >= 0")
+    if not 0 <= t.gradient_steps <= e.horizon + 1:
+        raise ConfigError(f"training.gradient_steps = {t.gradient_steps}: expected 0 (every step) or a number of "
+                          f"steps in 1..{e.horizon + 1} (episodes.horizon + 1)")
     if e.horizon > e.num_candidates:
         raise ConfigError(f"episodes.horizon = {e.horizon}: cannot exceed episodes.num_candidates "
                           f"= {e.num_candidates} (each candidate is queried at most once)")

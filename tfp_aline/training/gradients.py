@@ -1,16 +1,18 @@
-"""Exact gradients of the ALINE loss accumulated one rollout step at a time (memory of one step).
+"""Gradients of the ALINE loss accumulated one rollout step at a time (memory of one step).
 
 The chosen candidates are discrete, so they are constants for the gradient: the state after t
 queries is a fixed input, and the loss
-    L = (1/T) sum_{t=1..T} -mean_b log q(target | D_t) + alpha (1/T) sum_{t=0..T-1} -mean_b w_t log pi(x_{t+1} | D_t)
-is a sum of terms that each need the network at one state only. Differentiating step by step
-therefore gives the same gradient as a tape around the whole rollout, while keeping only one
-step's activations alive (the tape around a T-step loop keeps all T).
+    L = 1/(T+1) sum_{t=0..T} -mean_b log q(theta, y* | D_t)  +  alpha/T sum_{t=0..T-1} -mean_b w_t log pi(x_{t+1} | D_t)
+(the first term scores every parameter and predictive token, the second is the policy surrogate)
+is a sum of per-step terms that each need the network at one state only. Differentiating step by
+step therefore gives the same gradient as a tape around the whole rollout while keeping one step's
+activations alive. Differentiating only k uniformly drawn steps, each scaled by (T+1)/k, gives an
+unbiased estimate of that gradient at about k/(T+1) of the cost (`training.gradient_steps`).
 """
 import tensorflow as tf
 
 from tfp_aline.rollout_state import RolloutState, model_inputs
-from tfp_aline.training.losses import target_log_prob
+from tfp_aline.training.losses import inference_log_prob, target_log_prob
 
 
 def state_after(final: RolloutState, chosen, num_initial: int, t) -> RolloutState:
@@ -27,34 +29,58 @@ def state_after(final: RolloutState, chosen, num_initial: int, t) -> RolloutStat
     return RolloutState(final.context_x, final.context_y, valid, taken, t)
 
 
-def stepwise_gradients(model, batch, target_mask, result, weights, alpha, variables, scale=1.0):
-    """Gradients of scale * (NLL + alpha * policy loss) for a finished rollout.
+def sample_steps(seed, horizon: int, k: int):
+    """k distinct steps drawn uniformly from 0..T, in increasing order: [k] int32 (all T + 1 when
+    k is 0 or at least T + 1). seed: a stateless seed, shape [2]."""
+    if k <= 0 or k >= horizon + 1:
+        return tf.range(horizon + 1, dtype=tf.int32)
+    scores = tf.random.stateless_uniform([horizon + 1], seed)
+    return tf.sort(tf.math.top_k(scores, k).indices)
 
-    result: the `RolloutResult` of the rollout (its choices and final state); weights: [T, B]
-    policy-gradient weights, or None in warm-up (then the query path is not computed).
-    Returns a list of tensors aligned with `variables` (zeros where a variable is not reached).
+
+def stepwise_gradients(model, batch, target_mask, final_state, chosen, weights, alpha, variables,
+                       steps=None, scale=1.0):
+    """Gradients of scale * (L_NLL + alpha * L_PG) from the steps in `steps`.
+
+    final_state: the `RolloutState` after T queries; chosen: [T, B] int32 choices; weights: [T, B]
+    policy-gradient weights, or None in warm-up (then the query path is not computed); steps: [k]
+    int32 distinct steps in 0..T, or None for all of them (the exact gradient). With k < T + 1
+    steps, each step's term is scaled by (T + 1) / k, so the expectation over uniformly drawn step
+    sets is the exact gradient.
+    Returns (grads aligned with `variables`, zeros where a variable is not reached;
+    inference log q [k, B]; target log q [k, B]) at the differentiated steps.
     """
-    horizon = result.chosen.shape[0] or tf.shape(result.chosen)[0]
+    horizon = chosen.shape[0] if chosen.shape[0] is not None else tf.shape(chosen)[0]
+    if steps is None:
+        steps = tf.range(horizon + 1, dtype=tf.int32)
+    steps = tf.convert_to_tensor(steps, tf.int32)
+    k = tf.shape(steps)[0]
     num_initial = batch.context_x.shape[1]
     use_policy = weights is not None
     t_float = tf.cast(horizon, tf.float32)
+    step_scale = scale * (t_float + 1.0) / tf.cast(k, tf.float32)
+    size = dict(size=k, element_shape=tf.TensorShape([None]))
 
-    def body(t, acc):
-        state = state_after(result.state, result.chosen, num_initial, t)
+    def body(i, acc, inf_ta, tgt_ta):
+        t = steps[i]
+        state = state_after(final_state, chosen, num_initial, t)
         with tf.GradientTape() as tape:
             out = model(model_inputs(state, batch, target_mask), compute_policy=use_policy, training=True)
-            logq = target_log_prob(model, out, batch, target_mask)
-            loss = -tf.reduce_mean(logq) * tf.cast(t >= 1, tf.float32) / t_float
+            inf_logq = inference_log_prob(model, out, batch)
+            loss = -tf.reduce_mean(inf_logq) / (t_float + 1.0)
             if use_policy:
                 step = tf.minimum(t, horizon - 1)  # at t = T there is no next choice: weight 0
-                log_pi = model.policy(out, state.taken).log_prob(result.chosen[step])
+                log_pi = model.policy(out, state.taken).log_prob(chosen[step])
                 policy_term = -tf.reduce_mean(weights[step] * log_pi) * tf.cast(t < horizon, tf.float32)
                 loss += alpha * policy_term / t_float
-            loss = loss * scale
+            loss = loss * step_scale
         grads = tape.gradient(loss, variables)
-        return t + 1, [a + (tf.zeros_like(a) if g is None else tf.convert_to_tensor(g))
-                       for a, g in zip(acc, grads)]
+        tgt_logq = tf.stop_gradient(target_log_prob(model, out, batch, target_mask))
+        acc = [a + (tf.zeros_like(a) if g is None else tf.convert_to_tensor(g)) for a, g in zip(acc, grads)]
+        return i + 1, acc, inf_ta.write(i, tf.stop_gradient(inf_logq)), tgt_ta.write(i, tgt_logq)
 
     zeros = [tf.zeros_like(v) for v in variables]
-    _, grads = tf.while_loop(lambda t, _: t <= horizon, body, (tf.constant(0), zeros))
-    return grads
+    _, grads, inf_ta, tgt_ta = tf.while_loop(
+        lambda i, *_: i < k, body,
+        (tf.constant(0), zeros, tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size)))
+    return grads, inf_ta.stack(), tgt_ta.stack()

@@ -17,9 +17,24 @@ def target_log_prob(model, outputs, batch, target_mask):
     return tf.reduce_sum(logq * mask, -1) / tf.maximum(tf.reduce_sum(mask, -1), 1.0)
 
 
+def inference_log_prob(model, outputs, batch):
+    """Mean log q of the true values over ALL parameter tokens (and all predictive tokens): [B].
+
+    The inference loss scores every marginal whatever the episode's target: a target token's
+    output never depends on the target mask, so scoring only the target would waste signal.
+    With predictive tokens, the parameter part and the predictive part count half each.
+    """
+    logq = tf.reduce_mean(model.posterior(outputs).log_prob(tf.cast(batch.theta, tf.float32)), -1)  # [B]
+    if batch.target_y.shape[1]:
+        pred = model.predictive(outputs).log_prob(tf.cast(batch.target_y[..., 0], tf.float32))  # [B, M]
+        logq = 0.5 * (logq + tf.reduce_mean(pred, -1))
+    return logq
+
+
 def nll_loss(logq):
-    """-mean over steps t = 1..T and episodes of log q(target | D_t); logq: [T + 1, B] (row 0 is D_0)."""
-    return -tf.reduce_mean(logq[1:])
+    """-mean over steps t = 0..T and episodes of log q at D_t; logq: [T + 1, B] (row 0 is D_0,
+    the posterior before any query, which a new user sees first)."""
+    return -tf.reduce_mean(logq)
 
 
 def _batch_moments(x, global_batch=True):

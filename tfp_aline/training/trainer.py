@@ -19,9 +19,9 @@ from tfp_aline.rollout_state import model_inputs
 from tfp_aline.targets import target_mask
 from tfp_aline.tasks.factory import build_task
 from tfp_aline.training import losses, summaries
-from tfp_aline.training.gradients import state_after, stepwise_gradients
+from tfp_aline.training.gradients import sample_steps, state_after, stepwise_gradients
 from tfp_aline.training.devices import describe_devices, make_strategy, set_mixed_precision
-from tfp_aline.training.rollout import choice_noise, rollout
+from tfp_aline.training.rollout import choice_noise, random_choices, rollout, state_from_choices
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.yaml"
@@ -99,7 +99,7 @@ class Trainer:
         atomic.write_text(self.logdir / CONFIG_FILE, cfg.to_yaml())
         self.writer = tf.summary.create_file_writer(str(self.logdir))
         jit = cfg.training.jit_compile
-        self._gradients = {w: tf.function(lambda b, m, z, n, w=w: self._replica_gradients(b, m, z, w, n),
+        self._gradients = {w: tf.function(lambda b, m, z, s, n, w=w: self._replica_gradients(b, m, z, s, w, n),
                                           jit_compile=jit) for w in (True, False)}
         self._compute = {w: tf.function(lambda *a, w=w: self._distributed_compute(*a, warmup=w))
                          for w in (True, False)}
@@ -108,38 +108,53 @@ class Trainer:
 
     # ---- one epoch -------------------------------------------------------------------------
     def _sample_epoch(self, epoch):
-        """The global batch of an epoch, its per-episode targets and choice noise (from the seed)."""
+        """The global batch of an epoch, its per-episode targets, choice noise and the steps to
+        differentiate (all from the seed)."""
         base = tf.constant([self.cfg.seed, 0x5EED], tf.int32)
         seed = tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int32))
-        return sample_inputs(self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed)
+        batch, tmask, noise = sample_inputs(self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed)
+        steps = sample_steps(tf.random.experimental.stateless_fold_in(seed, 1), self.cfg.episodes.horizon,
+                             self.cfg.training.gradient_steps)
+        return batch, tmask, noise, steps
 
-    def _replica_gradients(self, batch, tmask, noise, warmup: bool, num_replicas: int):
-        """Rollout, losses and gradients of one replica's share of the batch.
+    def _replica_gradients(self, batch, tmask, noise, steps, warmup: bool, num_replicas: int):
+        """Losses and gradients of one replica's share of the batch.
 
-        The rollout runs without a tape (it keeps no activations); gradients are then accumulated
-        one step at a time (`stepwise_gradients`), exactly those of a tape around the rollout.
-        Compiled whole under XLA when `training.jit_compile` is set.
+        Warm-up queries are random and known up front, so there is no forward rollout: only the
+        differentiated steps run the network. In the policy phase the rollout runs without a tape
+        (it keeps no activations) to make the choices and rewards; gradients are then accumulated
+        one step at a time over `steps` (`stepwise_gradients`). Compiled whole under XLA when
+        `training.jit_compile` is set.
+        Returns (grads, stats, per-step target log q [T + 1] with its evaluated-steps mask [T + 1]).
         """
-        t = self.cfg.training
-        result = rollout(self.model, batch, tmask, self.cfg.episodes.horizon,
-                         "random" if warmup else "sample", noise, training=True)
-        nll = losses.nll_loss(result.logq)
+        t, horizon = self.cfg.training, self.cfg.episodes.horizon
+        scale = 1.0 / num_replicas
+        variables = self.model.trainable_variables
+        if warmup:
+            chosen = random_choices(noise, horizon)
+            final = state_from_choices(batch, chosen)
+            grads, inf_logq, tgt_logq = stepwise_gradients(self.model, batch, tmask, final, chosen, None, t.alpha,
+                                                           variables, steps=steps, scale=scale)
+            nll = losses.nll_loss(inf_logq)  # over the k differentiated steps: unbiased for all T + 1
+            stats = {"loss/nll": nll, "loss/policy": tf.constant(0.0), "loss/total": nll}
+            evaluated = tf.scatter_nd(steps[:, None], tf.ones_like(steps, tf.float32), [horizon + 1])
+            logq = tf.scatter_nd(steps[:, None], tf.reduce_mean(tgt_logq, 1), [horizon + 1])
+            return grads, stats, logq, evaluated
+        result = rollout(self.model, batch, tmask, horizon, "sample", noise, training=True)
         rewards = losses.step_rewards(result.logq)
-        weights, pg = None, tf.constant(0.0)
-        if not warmup:
-            # Under XLA the all-reduce cannot sit inside the compiled function: with several
-            # replicas and jit_compile, rewards are normalised over each replica's share instead.
-            global_batch = not (t.jit_compile and num_replicas > 1)
-            weights = losses.policy_weights(rewards, t.gamma, global_batch)
-            pg = losses.policy_loss(weights, result.log_pi)
-        total = nll + t.alpha * pg
-        stats = {"loss/nll": nll, "loss/policy": pg, "loss/total": total,
+        # Under XLA the all-reduce cannot sit inside the compiled function: with several
+        # replicas and jit_compile, rewards are normalised over each replica's share instead.
+        global_batch = not (t.jit_compile and num_replicas > 1)
+        weights = losses.policy_weights(rewards, t.gamma, global_batch)
+        nll = losses.nll_loss(result.inference_logq)
+        pg = losses.policy_loss(weights, result.log_pi)
+        stats = {"loss/nll": nll, "loss/policy": pg, "loss/total": nll + t.alpha * pg,
                  "reward/mean": tf.reduce_mean(rewards), "policy/entropy": tf.reduce_mean(result.entropy)}
-        grads = stepwise_gradients(self.model, batch, tmask, result, weights, t.alpha,
-                                   self.model.trainable_variables, scale=1.0 / num_replicas)
-        return grads, stats, tf.reduce_mean(result.logq, axis=1)
+        grads, _, _ = stepwise_gradients(self.model, batch, tmask, result.state, result.chosen, weights, t.alpha,
+                                         variables, steps=steps, scale=scale)
+        return grads, stats, tf.reduce_mean(result.logq, axis=1), tf.ones([horizon + 1])
 
-    def _replica_step(self, batch, tmask, noise, warmup: bool):
+    def _replica_step(self, batch, tmask, noise, steps, warmup: bool):
         ctx = tf.distribute.get_replica_context()
         n, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
         share = self.cfg.episodes.batch_size // n
@@ -147,19 +162,20 @@ class Trainer:
         batch = tf.nest.map_structure(take, batch)
         tmask, noise = take(tmask), noise[:, rid * share:(rid + 1) * share]
         if self.cfg.training.jit_compile:
-            grads, stats, logq = self._gradients[warmup](batch, tmask, noise, n)
+            grads, stats, logq, evaluated = self._gradients[warmup](batch, tmask, noise, steps, n)
         else:  # not nested in a tf.function, so the reward normalisation can all-reduce
-            grads, stats, logq = self._replica_gradients(batch, tmask, noise, warmup, n)
+            grads, stats, logq, evaluated = self._replica_gradients(batch, tmask, noise, steps, warmup, n)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        return grads, stats, logq
+        return grads, stats, logq, evaluated
 
-    def _distributed_compute(self, batch, tmask, noise, warmup: bool):
-        grads, stats, logq = self.strategy.run(self._replica_step, args=(batch, tmask, noise, warmup))
+    def _distributed_compute(self, batch, tmask, noise, steps, warmup: bool):
+        grads, stats, logq, evaluated = self.strategy.run(self._replica_step,
+                                                          args=(batch, tmask, noise, steps, warmup))
         mean = lambda x: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, x, axis=None)  # noqa: E731
         grads = [mean(g) for g in grads]  # identical on every replica after the all-reduce
         stats = {k: mean(v) for k, v in stats.items()}
         stats["optim/grad_norm"] = tf.linalg.global_norm(grads)
-        return grads, stats, mean(logq)
+        return grads, stats, mean(logq), mean(evaluated)
 
     def _apply_gradients(self, grads):
         clipped, _ = tf.clip_by_global_norm(grads, self.cfg.training.clip_norm)
@@ -167,15 +183,16 @@ class Trainer:
         self.optimizer.apply_gradients(zip(clipped, self.model.trainable_variables))
 
     def train_epoch(self, epoch: int):
-        """One epoch: returns (stats dict of floats, logq per step [T + 1], applied?)."""
+        """One epoch: returns (stats dict of floats, (target log q per step [T + 1], evaluated-steps
+        mask [T + 1]), applied?). Warm-up evaluates only the differentiated steps."""
         warmup = epoch < self.cfg.training.warmup_epochs
-        batch, tmask, noise = self._sample(tf.constant(epoch, tf.int64))
-        grads, stats, logq = self._compute[warmup](batch, tmask, noise)
+        batch, tmask, noise, steps = self._sample(tf.constant(epoch, tf.int64))
+        grads, stats, logq, evaluated = self._compute[warmup](batch, tmask, noise, steps)
         stats = {k: float(v) for k, v in stats.items()}
         finite = all(math.isfinite(v) for v in stats.values())
         if finite:
             self._apply(grads)
-        return stats, logq.numpy(), finite
+        return stats, (logq.numpy(), evaluated.numpy()), finite
 
     # ---- the loop --------------------------------------------------------------------------
     def weights_finite(self) -> bool:
@@ -222,7 +239,7 @@ class Trainer:
                 rate = 1.0 / max(now - tick, 1e-9)
                 tick = now
                 bar.set_postfix(phase=phase, loss=f"{stats['loss/total']:.3f}",
-                                reward=f"{stats['reward/mean']:.4f}", eps=f"{rate:.2f}", refresh=False)
+                                reward=f"{stats.get('reward/mean', 0.0):.4f}", eps=f"{rate:.2f}", refresh=False)
                 bar.update(1)
                 step = epoch + 1
                 if step % log.scalars_every == 0 or step == cfg.training.epochs:
@@ -251,9 +268,14 @@ class Trainer:
         if not interval:
             return
         T = self.cfg.episodes.horizon
-        values = {k: float(np.mean([s[k] for s, _ in interval])) for k in interval[0][0]}
-        logq = np.mean([q for _, q in interval], axis=0)
-        values.update({"logq/t1": logq[1], "logq/tmid": logq[max(T // 2, 1)], "logq/tT": logq[T],
+        keys = dict.fromkeys(k for s, _ in interval for k in s)  # warm-up epochs have no reward
+        values = {k: float(np.mean([s[k] for s, _ in interval if k in s])) for k in keys}
+        logq_sum = np.sum([q * m for _, (q, m) in interval], axis=0)
+        counts = np.sum([m for _, (_, m) in interval], axis=0)
+        for name, t in (("logq/t0", 0), ("logq/t1", 1), ("logq/tmid", max(T // 2, 1)), ("logq/tT", T)):
+            if counts[t]:  # a step is logged when some epoch of the interval evaluated it
+                values[name] = float(logq_sum[t] / counts[t])
+        values.update({
                        "optim/lr": float(self.optimizer.learning_rate), "perf/epochs_per_s": rate})
         summaries.write_scalars(self.writer, step, values)
 
