@@ -17,7 +17,12 @@ def test_rmse_and_coverage_by_hand():
     assert M.rmse_mean(np.array([[1.0, 3.0, 0.0]]), theta, mask)[0] == pytest.approx(np.sqrt((1 + 4) / 2))
     samples = np.array([[[1.0, 1.0, 0.0]], [[-1.0, 3.0, 0.0]]])  # [S=2, B=1, L=3]
     # squared errors: param 0 -> (1 + 1)/2 = 1; param 1 -> (0 + 4)/2 = 2; mean 1.5
-    assert M.rmse_paper(samples, theta, mask)[0] == pytest.approx(np.sqrt(1.5))
+    assert M.rmse_sample(samples, theta, mask)[0] == pytest.approx(np.sqrt(1.5))
+    # the paper's: per parameter sqrt(1) and sqrt(2), then their mean
+    assert M.rmse_paper(samples, theta, mask)[0] == pytest.approx((1 + np.sqrt(2)) / 2)
+    # clipped to the box [-0.5, 2.5] first: param 0 -> 0.5, 0.5 -> 0.5; param 1 -> 0, 1.5 -> sqrt(1.125)
+    support = (np.array([-0.5, -0.5, -0.5]), np.array([2.5, 2.5, 2.5]))
+    assert M.rmse_paper(samples, theta, mask, support)[0] == pytest.approx((0.5 + np.sqrt(1.5 ** 2 / 2)) / 2)
     draws = np.linspace(-1, 1, 1001)[:, None, None] * np.ones((1, 1, 3))
     # central 50% of U-like draws on [-1, 1] is [-0.5, 0.5]: 0 inside, 1 outside, 5 masked
     assert M.interval_coverage(draws, theta, mask, 0.5)[0] == 0.5

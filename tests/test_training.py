@@ -177,6 +177,28 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     assert tf.train.latest_checkpoint(str(logdir / "checkpoints")) is not None
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_save_the_epoch_reached_and_resume_continues(tmp_path, signum):
+    logdir = tmp_path / "run"
+    proc = train_process(logdir, "--set", "training.epochs=100000", "--set", "logging.checkpoint_every=100000",
+                         "--set", "logging.scalars_every=1", "--set", "logging.images_every=100000")
+    deadline = time.time() + 240
+    while not list(logdir.glob("events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(8)  # into the epochs, far from any periodic checkpoint
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, out
+    name = signal.Signals(signum).name
+    assert f"{name} received: stopping at epoch" in out and "Traceback" not in out, out
+    reached = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
+    assert reached is not None, out
+    epoch = int(reached.rsplit("-", 1)[1])
+    assert epoch > 0 and f"stopping at epoch {epoch} of 100000" in out
+    resumed = Trainer(load_config(logdir / "config.yaml"), logdir, resume=True)
+    assert int(resumed.epoch.numpy()) == epoch
+
+
 MIRRORED = textwrap.dedent("""
     import sys, json
     import tensorflow as tf
@@ -207,3 +229,30 @@ def test_mirrored_strategy_matches_one_device(tmp_path):
         for key in ("loss/total", "loss/nll", "loss/policy", "optim/grad_norm"):
             assert out["mirrored"][phase][key] == pytest.approx(out["default"][phase][key], rel=1e-4, abs=1e-5), \
                 (phase, key)
+
+
+def test_validation_records_the_gap_to_the_exact_posterior(tmp_path):
+    """validation.csv and `validation/...` scalars: amortized vs Laplace RMSE at t = 0, T/2, T, for
+    every parameter target, at epoch 0, every `validate_every` epochs and at the end; a resume
+    drops rows from beyond its checkpoint and keeps counting wall-clock hours."""
+    cfg = smoke("training.epochs=4", "logging.validate_every=2", "logging.validation_people=8")
+    result = Trainer(cfg, tmp_path).fit(progress=False)
+    lines = (result.logdir / "validation.csv").read_text().splitlines()
+    assert lines[0] == trainer_mod.CSV_HEADER.strip()
+    rows = [line.split(",") for line in lines[1:]]
+    groups = [n for n in cfg.target_names if n != "predictive"]
+    assert len(rows) == 3 * len(groups) * 3  # epochs 0, 2, 4 x targets x steps
+    assert {int(r[0]) for r in rows} == {0, 2, 4} and {int(r[4]) for r in rows} == {0, 2, 4}
+    for r in rows:
+        a, e, ratio, cov = map(float, r[5:9])
+        assert a > 0 and e > 0 and ratio == pytest.approx(a / e, rel=1e-3) and 0 <= cov <= 1
+    hours = [float(r[1]) for r in rows]
+    assert hours == sorted(hours) and hours[-1] > 0
+    tags = set(read_events(result.logdir).Tags()["tensors"])
+    assert {f"validation/{g}/rmse_ratio_t4" for g in groups} <= tags
+    resumed = Trainer(smoke("training.epochs=6", "logging.validate_every=2", "logging.validation_people=8"),
+                      tmp_path, resume=True)
+    assert float(resumed.train_seconds.numpy()) == pytest.approx(hours[-1] * 3600, rel=1e-2)
+    resumed.fit(progress=False)
+    epochs = [int(line.split(",")[0]) for line in (result.logdir / "validation.csv").read_text().splitlines()[1:]]
+    assert sorted(set(epochs)) == [0, 2, 4, 6] and epochs == sorted(epochs)

@@ -70,13 +70,16 @@ class TrainingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LoggingConfig:
-    """How often (in epochs) to write scalars, histograms, images and checkpoints."""
+    """How often (in epochs) to write scalars, histograms, images and checkpoints, and to measure
+    the gap to the exact posterior on `validation_people` fixed people (0: never)."""
 
     scalars_every: int = 10
     histograms_every: int = 200
     images_every: int = 500
     checkpoint_every: int = 100
     keep_checkpoints: int = 3
+    validate_every: int = 0
+    validation_people: int = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +192,7 @@ def validate(cfg: Config, group_names=None):
                 "logging.images_every": cfg.logging.images_every,
                 "logging.checkpoint_every": cfg.logging.checkpoint_every,
                 "logging.keep_checkpoints": cfg.logging.keep_checkpoints,
+                "logging.validation_people": cfg.logging.validation_people,
                 "evaluation.people": cfg.evaluation.people}
     for key, value in positive.items():
         if not value > 0:
@@ -196,7 +200,7 @@ def validate(cfg: Config, group_names=None):
     non_negative = {"episodes.num_initial_context": e.num_initial_context,
                     "episodes.num_predictive_targets": e.num_predictive_targets,
                     "training.warmup_epochs": t.warmup_epochs, "training.weight_decay": t.weight_decay,
-                    "training.alpha": t.alpha}
+                    "training.alpha": t.alpha, "logging.validate_every": cfg.logging.validate_every}
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} = {value!r}: expected a number >= 0")

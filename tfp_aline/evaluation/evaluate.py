@@ -207,7 +207,8 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
                 s_seed = tf.constant([settings.seed, 1000 * ti + t], tf.int32)
                 samples = q.sample(settings.num_samples, seed=s_seed).numpy().astype(np.float64)
                 add(method_name, target, t, "rmse_mean", M.rmse_mean(q.mean().numpy(), th, pmask))
-                add(method_name, target, t, "rmse_paper", M.rmse_paper(samples, th, pmask))
+                add(method_name, target, t, "rmse_paper", M.rmse_paper(samples, th, pmask, task.support))
+                add(method_name, target, t, "rmse_sample", M.rmse_sample(samples, th, pmask))
                 cdf = q.cdf(tf.constant(th, tf.float32)).numpy()
                 for level in COVERAGE_LEVELS:
                     add(method_name, target, t, f"coverage{int(100 * level)}",
@@ -217,7 +218,8 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
                 if settings.exact:
                     ref = reference_samples(task, state, settings.num_samples, s_seed)
                     add(method_name, target, t, "rmse_mean_exact", M.rmse_mean(ref.mean(0), th, pmask))
-                    add(method_name, target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask))
+                    add(method_name, target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask, task.support))
+                    add(method_name, target, t, "rmse_sample_exact", M.rmse_sample(ref, th, pmask))
                     add(method_name, target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
             if method_name == "policy" and settings.nuts_people and has_params and task.name == "migraine":
                 rows.extend(_nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T,

@@ -15,11 +15,25 @@ def rmse_mean(mean, theta, mask):
     return np.sqrt(_masked_mean((np.asarray(mean) - theta) ** 2, mask))
 
 
-def rmse_paper(samples, theta, mask):
-    """Root of the mean, over posterior samples and target parameters, of the squared error
-    (the ALINE paper's RMSE): samples [S, B, L], theta, mask [B, L] -> [B]."""
+def rmse_sample(samples, theta, mask):
+    """Root of the mean, over posterior samples and target parameters, of the squared error:
+    samples [S, B, L], theta, mask [B, L] -> [B]."""
     sq = np.mean((np.asarray(samples) - theta[None]) ** 2, axis=0)
     return np.sqrt(_masked_mean(sq, mask))
+
+
+def rmse_paper(samples, theta, mask, support=None):
+    """The ALINE paper's RMSE: samples clipped to the prior's box `support` = (low [L], high [L])
+    (None: unbounded), the root mean squared error over samples per parameter, then the mean over
+    the target parameters: samples [S, B, L], theta, mask [B, L] -> [B].
+
+    It is not the root of a mean over parameters, and it rewards over-confident posteriors, so
+    it is reported beside the posterior-mean RMSE and coverage."""
+    samples = np.asarray(samples, np.float64)
+    if support is not None:
+        samples = np.clip(samples, np.asarray(support[0]), np.asarray(support[1]))
+    per_parameter = np.sqrt(np.mean((samples - theta[None]) ** 2, axis=0))  # [B, L]
+    return _masked_mean(per_parameter, mask)
 
 
 def interval_coverage(samples, theta, mask, level: float):

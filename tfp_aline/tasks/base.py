@@ -30,6 +30,12 @@ class Task(abc.ABC):
         return tuple(f"x{i}" for i in range(self.x_dim))
 
     @property
+    def support(self):
+        """The prior's box, (low [L], high [L]) numpy arrays, or None when theta is unbounded
+        (used to clip posterior samples, as the paper's RMSE does, and to lay out grids)."""
+        return None
+
+    @property
     def num_parameters(self) -> int:
         return len(self.parameter_names)
 

@@ -48,6 +48,10 @@ class PsychometricTask(Task):
         self.low = tf.constant([lo for _, lo, _ in PRIOR_BOUNDS], dtype)
         self.high = tf.constant([hi for _, _, hi in PRIOR_BOUNDS], dtype)
 
+    @property
+    def support(self):
+        return self.low.numpy(), self.high.numpy()
+
     def prior(self) -> tfd.Distribution:
         """p(theta) as one event of shape [4] (independent uniforms)."""
         return tfd.Independent(tfd.Uniform(self.low, self.high), reinterpreted_batch_ndims=1)

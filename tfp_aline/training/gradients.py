@@ -53,7 +53,7 @@ def stepwise_gradients(model, batch, target_mask, final_state, chosen, weights, 
     horizon = chosen.shape[0] if chosen.shape[0] is not None else tf.shape(chosen)[0]
     if steps is None:
         steps = tf.range(horizon + 1, dtype=tf.int32)
-    steps = tf.convert_to_tensor(steps, tf.int32)
+    steps = tf.cast(steps, tf.int32)
     k = tf.shape(steps)[0]
     num_initial = batch.context_x.shape[1]
     use_policy = weights is not None
@@ -62,7 +62,7 @@ def stepwise_gradients(model, batch, target_mask, final_state, chosen, weights, 
     size = dict(size=k, element_shape=tf.TensorShape([None]))
 
     def body(i, acc, inf_ta, tgt_ta):
-        t = steps[i]
+        t = tf.gather(steps, i)
         state = state_after(final_state, chosen, num_initial, t)
         with tf.GradientTape() as tape:
             out = model(model_inputs(state, batch, target_mask), compute_policy=use_policy, training=True)
@@ -70,8 +70,8 @@ def stepwise_gradients(model, batch, target_mask, final_state, chosen, weights, 
             loss = -tf.reduce_mean(inf_logq) / (t_float + 1.0)
             if use_policy:
                 step = tf.minimum(t, horizon - 1)  # at t = T there is no next choice: weight 0
-                log_pi = model.policy(out, state.taken).log_prob(chosen[step])
-                policy_term = -tf.reduce_mean(weights[step] * log_pi) * tf.cast(t < horizon, tf.float32)
+                log_pi = model.policy(out, state.taken).log_prob(tf.gather(chosen, step))
+                policy_term = -tf.reduce_mean(tf.gather(weights, step) * log_pi) * tf.cast(t < horizon, tf.float32)
                 loss += alpha * policy_term / t_float
             loss = loss * step_scale
         grads = tape.gradient(loss, variables)

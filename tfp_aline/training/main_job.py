@@ -62,8 +62,9 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
     trainer = Trainer(cfg, logdir, resume=resume)
     result = trainer.fit(progress=progress)
     if result.interrupted:
-        print(f"stopped at epoch {result.epoch}; continue with: tfp-aline train --resume --logdir {logdir}")
-        return 130
+        print(f"stopped at epoch {result.epoch}; checkpoint saved; continue with: "
+              f"tfp-aline train --resume --logdir {logdir}")
+        return 128 + int(result.signal or 2)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
     print(f"trained {result.epoch} epochs; model: {Path(logdir) / 'model.keras'}"
           + (f"; skipped non-finite epochs: {result.skipped_epochs}" if result.skipped_epochs else ""))
     if evaluate:

@@ -1,9 +1,12 @@
 """The custom training loop: warm-up, then joint policy-gradient training; logs, checkpoints, resume."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -21,10 +24,12 @@ from tfp_aline.tasks.factory import build_task
 from tfp_aline.training import losses, summaries
 from tfp_aline.training.gradients import sample_steps, state_after, stepwise_gradients
 from tfp_aline.training.devices import describe_devices, make_strategy, set_mixed_precision
+from tfp_aline.training.validation import CSV_HEADER
 from tfp_aline.training.rollout import choice_noise, random_choices, rollout, state_from_choices
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.yaml"
+VALIDATION_FILE = "validation.csv"
 
 
 class TrainingError(TfpAlineError):
@@ -37,6 +42,38 @@ class TrainResult:
     epoch: int
     interrupted: bool
     skipped_epochs: list
+    signal: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), if any
+
+
+# Signals that stop a run cleanly: the epoch in flight finishes, a checkpoint is saved, the run
+# returns interrupted. SIGINT is Ctrl-C; SIGTERM is what `docker stop`, `timeout` and schedulers send.
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def stop_on_signals(on_signal):
+    """Route STOP_SIGNALS to `on_signal(signum)` while inside (main thread only; elsewhere a no-op).
+
+    A second signal of the same kind raises KeyboardInterrupt, for a run stuck inside one epoch.
+    Previous handlers come back on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen = set()
+
+    def handler(signum, frame):
+        if signum in seen:
+            raise KeyboardInterrupt
+        seen.add(signum)
+        on_signal(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def build_model(cfg: Config, task) -> AlineModel:
@@ -87,7 +124,10 @@ class Trainer:
             self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch)
+            # Wall-clock seconds spent in epochs, across resumes: quality is judged per hour.
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
+                                              train_seconds=self.train_seconds)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir / "checkpoints",
                                                   max_to_keep=cfg.logging.keep_checkpoints)
         if self.manager.latest_checkpoint and not resume:
@@ -105,6 +145,11 @@ class Trainer:
                          for w in (True, False)}
         self._apply = tf.function(self._apply_gradients)
         self._sample = tf.function(self._sample_epoch)
+        self.validator = None
+        if cfg.logging.validate_every and any(n != "predictive" for n in cfg.target_names):
+            from tfp_aline.training.validation import Validator
+
+            self.validator = Validator(self.task, cfg, cfg.logging.validation_people, cfg.seed + 0xFA1)
 
     # ---- one epoch -------------------------------------------------------------------------
     def _sample_epoch(self, epoch):
@@ -115,7 +160,9 @@ class Trainer:
         batch, tmask, noise = sample_inputs(self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed)
         steps = sample_steps(tf.random.experimental.stateless_fold_in(seed, 1), self.cfg.episodes.horizon,
                              self.cfg.training.gradient_steps)
-        return batch, tmask, noise, steps
+        # Passed as floats: int32 arguments of an XLA-compiled function are taken as compile-time
+        # constants, so new step indices would recompile the step every epoch.
+        return batch, tmask, noise, tf.cast(steps, tf.float32)
 
     def _replica_gradients(self, batch, tmask, noise, steps, warmup: bool, num_replicas: int):
         """Losses and gradients of one replica's share of the batch.
@@ -137,8 +184,9 @@ class Trainer:
                                                            variables, steps=steps, scale=scale)
             nll = losses.nll_loss(inf_logq)  # over the k differentiated steps: unbiased for all T + 1
             stats = {"loss/nll": nll, "loss/policy": tf.constant(0.0), "loss/total": nll}
-            evaluated = tf.scatter_nd(steps[:, None], tf.ones_like(steps, tf.float32), [horizon + 1])
-            logq = tf.scatter_nd(steps[:, None], tf.reduce_mean(tgt_logq, 1), [horizon + 1])
+            index = tf.cast(steps, tf.int32)[:, None]
+            evaluated = tf.scatter_nd(index, tf.ones([tf.shape(index)[0]], tf.float32), [horizon + 1])
+            logq = tf.scatter_nd(index, tf.reduce_mean(tgt_logq, 1), [horizon + 1])
             return grads, stats, logq, evaluated
         result = rollout(self.model, batch, tmask, horizon, "sample", noise, training=True)
         rewards = losses.step_rewards(result.logq)
@@ -207,14 +255,20 @@ class Trainer:
         return self.manager.save(checkpoint_number=int(self.epoch.numpy()))
 
     def fit(self, progress: bool = True) -> TrainResult:
-        """Train until `training.epochs`; Ctrl-C saves a checkpoint and returns (interrupted=True)."""
+        """Train until `training.epochs`. SIGINT (Ctrl-C), SIGTERM or SIGHUP finish the epoch in
+        flight, save a checkpoint and return (interrupted=True, with the signal)."""
+        received = []
+        with stop_on_signals(received.append):
+            return self._fit(progress, received)
+
+    def _fit(self, progress, received) -> TrainResult:
         from tqdm.auto import tqdm
 
         cfg, log = self.cfg, self.cfg.logging
         start = int(self.epoch.numpy())
         skipped, interval, tick = [], [], time.perf_counter()
         interrupted, bar = False, None
-        try:  # from the first line: a Ctrl-C anywhere in here saves a checkpoint and returns
+        try:  # from the first line: a stop anywhere in here saves a checkpoint and returns
             if start == 0:
                 summaries.write_hparams(self.writer, cfg)
             print(f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
@@ -222,8 +276,14 @@ class Trainer:
                   + (f"; resuming at epoch {start}" if start else ""), flush=True)
             bar = tqdm(total=cfg.training.epochs, initial=start, disable=not progress, unit="epoch",
                        dynamic_ncols=True)
+            if self.validator is not None and start == 0:
+                self.validate(0)
             for epoch in range(start, cfg.training.epochs):
+                if received:
+                    break
+                t0 = time.perf_counter()
                 stats, logq, applied = self.train_epoch(epoch)
+                self.train_seconds.assign_add(time.perf_counter() - t0)
                 self.epoch.assign(epoch + 1)
                 if not applied:
                     bad = ", ".join(k for k, v in stats.items() if not math.isfinite(v))
@@ -249,20 +309,49 @@ class Trainer:
                     summaries.write_histograms(self.writer, step, self.model)
                 if step % log.images_every == 0 or step == cfg.training.epochs:
                     self.write_images(step)
+                if self.validator is not None and (step % log.validate_every == 0 or step == cfg.training.epochs):
+                    self.validate(step)
                 if step % log.checkpoint_every == 0:
                     self.save_checkpoint()
         except KeyboardInterrupt:
-            interrupted = True
-            tqdm.write(f"interrupted at epoch {int(self.epoch.numpy())}: saving a checkpoint")
+            received.append(signal.SIGINT)
         finally:
             if bar is not None:
                 bar.close()
+        if received:
+            interrupted = True
+            name = signal.Signals(received[0]).name
+            print(f"{name} received: stopping at epoch {int(self.epoch.numpy())} of {cfg.training.epochs}, "
+                  "saving a checkpoint", flush=True)
         if self.weights_finite():
             self.save_checkpoint()
         self.writer.flush()
         if not interrupted:
             self.save_model()
-        return TrainResult(self.logdir, int(self.epoch.numpy()), interrupted, skipped)
+        return TrainResult(self.logdir, int(self.epoch.numpy()), interrupted, skipped,
+                           received[0] if received else None)
+
+    def validate(self, step):
+        """Gap to the exact posterior on the fixed validation people: TensorBoard `validation/...`
+        and one row per (target, step t) appended to `validation.csv` (rewritten atomically)."""
+        hours = float(self.train_seconds.numpy()) / 3600
+        episodes = step * self.cfg.episodes.batch_size
+        rows = self.validator(self.model)
+        path = self.logdir / VALIDATION_FILE
+        kept = []
+        if path.exists():  # rows from beyond the restored checkpoint belong to a lost future
+            kept = [line for line in path.read_text().splitlines()[1:] if line and int(line.split(",")[0]) < step]
+        new = [f"{step},{hours:.4f},{episodes},{name},{t},{a:.5f},{r:.5f},{ratio:.4f},{cov:.4f}"
+               for name, t, a, r, ratio, cov in rows]
+        atomic.write_text(path, CSV_HEADER + "\n".join(kept + new) + "\n")
+        values = {}
+        for name, t, a, r, ratio, cov in rows:
+            values[f"validation/{name}/rmse_ratio_t{t}"] = ratio
+            values[f"validation/{name}/rmse_amortized_t{t}"] = a
+            values[f"validation/{name}/rmse_exact_t{t}"] = r
+            values[f"validation/{name}/coverage90_t{t}"] = cov
+        values["validation/hours"] = hours
+        summaries.write_scalars(self.writer, step, values)
 
     def _write_scalars(self, step, interval, rate):
         if not interval:

@@ -1,0 +1,60 @@
+"""The gap to the exact posterior during training: fixed validation people, random queries, a few steps."""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_aline.rollout_state import model_inputs
+from tfp_aline.training.gradients import state_after
+from tfp_aline.training.rollout import choice_noise, random_choices, state_from_choices
+
+CSV_HEADER = "epoch,hours,episodes,target,step,rmse_amortized,rmse_exact,ratio,coverage90\n"
+
+
+class Validator:
+    """Amortized vs exact posterior on the same data, for the curve of quality against wall-clock.
+
+    The people, their candidate pools and the random queries are fixed at construction (from
+    `seed`), and so is the exact reference posterior of every validation state (the task's
+    `reference_samples`: a grid or Laplace), so each call costs len(steps) forward passes.
+    Rows: per parameter target of the config and step t, the posterior-mean RMSE of both
+    posteriors over that target's parameters, their ratio, and the amortized 90% coverage.
+    """
+
+    def __init__(self, task, cfg, num_people: int, seed: int, num_samples: int = 1000):
+        e = cfg.episodes
+        self.task, self.cfg = task, cfg
+        self.steps = sorted({0, e.horizon // 2, e.horizon})
+        s = tf.constant([seed, 0xFA11], tf.int32)
+        self.batch = task.sample_episodes(num_people, e.num_candidates, seed=s,
+                                          num_initial_context=e.num_initial_context,
+                                          num_predictive_targets=e.num_predictive_targets)
+        noise = choice_noise(tf.constant([seed, 0xFA12], tf.int32), e.horizon, num_people, e.num_candidates)
+        self.chosen = random_choices(noise, e.horizon)
+        final = state_from_choices(self.batch, self.chosen)
+        self.states = [state_after(final, self.chosen, e.num_initial_context, tf.constant(t)) for t in self.steps]
+        self.theta = self.batch.theta.numpy().astype(np.float64)
+        self.groups = {name: np.asarray(task.parameter_indices(name)) for name in cfg.target_names
+                       if name != "predictive"}
+        self.tmask = tf.ones([num_people, task.num_parameters + e.num_predictive_targets], tf.bool)
+        # The reference posterior needs the exact-posterior machinery of the evaluation package;
+        # built once here, on fixed data.
+        from tfp_aline.evaluation.evaluate import reference_samples
+
+        self.exact_means = [reference_samples(task, st, num_samples, tf.constant([seed, 0xFA13 + i])).mean(0)
+                            for i, st in enumerate(self.states)]
+
+    def __call__(self, model) -> list[tuple]:
+        """(target, step, rmse_amortized, rmse_exact, ratio, coverage90) for every target and step."""
+        rows = []
+        for t, state, exact in zip(self.steps, self.states, self.exact_means):
+            out = model(model_inputs(state, self.batch, self.tmask), compute_policy=False)
+            q = model.posterior(out)
+            mean = q.mean().numpy().astype(np.float64)
+            u = q.cdf(tf.constant(self.theta, tf.float32)).numpy()
+            for name, idx in self.groups.items():
+                amortized = float(np.mean(np.sqrt(np.mean((mean[:, idx] - self.theta[:, idx]) ** 2, -1))))
+                ref = float(np.mean(np.sqrt(np.mean((exact[:, idx] - self.theta[:, idx]) ** 2, -1))))
+                inside = (u[:, idx] >= 0.05) & (u[:, idx] <= 0.95)
+                rows.append((name, t, amortized, ref, amortized / ref, float(inside.mean())))
+        return rows
