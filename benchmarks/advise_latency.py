@@ -75,7 +75,7 @@ def main(argv=None):
         for name, feed in feeds.items():
             sig = saved.signatures[name]
             results[f"SavedModel {name}"] = median_ms(
-                lambda: {k: v.numpy() for k, v in sig(**feed).items()}, args.calls)
+                lambda sig=sig, feed=feed: {k: v.numpy() for k, v in sig(**feed).items()}, args.calls)
 
     print(f"run {args.run}: {history.num_days} logged days, {history.num_reported} reported, "
           f"{history.num_days - history.num_reported} unreported; {advice.used_days} reported days used "

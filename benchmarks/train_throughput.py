@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_S, REFERENCE_GB = 25.8, 12.3
 

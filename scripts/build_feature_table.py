@@ -4,11 +4,10 @@ import csv
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tfp_aline.errors import TfpAlineError
+from tfp_aline.feature_table import read_feature_table, write_feature_table_xlsx
 
-from tfp_aline.errors import TfpAlineError  # noqa: E402
-from tfp_aline.feature_table import read_feature_table, write_feature_table_xlsx  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None):

@@ -11,23 +11,20 @@ Writes into --out (each PNG atomically):
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-from tfp_aline.atomic import atomic_path  # noqa: E402
-from tfp_aline.evaluation.acquisition import PolicyAcquisition, choose_best, run_acquisition  # noqa: E402
-from tfp_aline.evaluation.grid import QuestPlusAcquisition  # noqa: E402
-from tfp_aline.rollout_state import initial_state, observe  # noqa: E402
-from tfp_aline.runs import load_run  # noqa: E402
-from tfp_aline.targets import target_mask  # noqa: E402
+from tfp_aline.atomic import atomic_path
+from tfp_aline.evaluation.acquisition import PolicyAcquisition, choose_best, run_acquisition
+from tfp_aline.evaluation.grid import QuestPlusAcquisition
+from tfp_aline.rollout_state import initial_state, observe
+from tfp_aline.runs import load_run
+from tfp_aline.targets import target_mask
 
 
 def chosen_stimuli(batch, chosen):

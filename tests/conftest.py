@@ -62,3 +62,17 @@ def smoke_run_dir(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("smoke-run")
     Trainer(load_config(ROOT / "configs" / "smoke.yaml"), logdir).fit(progress=False)
     return logdir
+
+
+@pytest.fixture(scope="session")
+def migraine_task():
+    """The migraine task of the shipped feature table, built once per session (read-only)."""
+    from tfp_aline.tasks.migraine import MigraineTask
+
+    return MigraineTask()
+
+
+@pytest.fixture(scope="session")
+def task(migraine_task):
+    """The default task of a test module: migraine (a module may override it, e.g. psychometric)."""
+    return migraine_task

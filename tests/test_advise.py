@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 from scipy.special import ndtr
 
-from conftest import ROOT
 from tfp_aline.advise import Advisor
 from tfp_aline.cli import main
 from tfp_aline.errors import TfpAlineError

@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from tfp_aline.config import Config, config_from_dict, load_config
 from tfp_aline.errors import ConfigError
 

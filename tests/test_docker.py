@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from tfp_aline.cli import build_parser
 
 WORKDIR = "/app"

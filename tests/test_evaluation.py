@@ -20,9 +20,11 @@ def test_rmse_and_coverage_by_hand():
     assert M.rmse_sample(samples, theta, mask)[0] == pytest.approx(np.sqrt(1.5))
     # the paper's: per parameter sqrt(1) and sqrt(2), then their mean
     assert M.rmse_paper(samples, theta, mask)[0] == pytest.approx((1 + np.sqrt(2)) / 2)
-    # clipped to the box [-0.5, 2.5] first: param 0 -> 0.5, 0.5 -> 0.5; param 1 -> 0, 1.5 -> sqrt(1.125)
+    # clipped to the box [-0.5, 2.5] first: param 0 samples (1, -0.5) -> errors 1, 0.5;
+    # param 1 samples (1, 2.5) -> errors 0, 1.5
     support = (np.array([-0.5, -0.5, -0.5]), np.array([2.5, 2.5, 2.5]))
-    assert M.rmse_paper(samples, theta, mask, support)[0] == pytest.approx((0.5 + np.sqrt(1.5 ** 2 / 2)) / 2)
+    want = (np.sqrt((1 + 0.25) / 2) + np.sqrt((0 + 2.25) / 2)) / 2
+    assert M.rmse_paper(samples, theta, mask, support)[0] == pytest.approx(want)
     draws = np.linspace(-1, 1, 1001)[:, None, None] * np.ones((1, 1, 3))
     # central 50% of U-like draws on [-1, 1] is [-0.5, 0.5]: 0 inside, 1 outside, 5 masked
     assert M.interval_coverage(draws, theta, mask, 0.5)[0] == 0.5
@@ -175,10 +177,10 @@ def test_evaluate_command_writes_every_report_file(smoke_run_dir, tmp_path):
 def test_evaluate_command_with_the_nuts_check(smoke_run_dir, tmp_path):
     df = _check_evaluate(smoke_run_dir, tmp_path / "eval", nuts_people=2)
     nuts = df[df.metric.str.contains("nuts")]
-    assert {"rmse_mean_nuts", "rmse_mean_laplace_nuts_people", "rmse_mean_amortized_nuts_people"} <= set(nuts.metric)
+    assert {"rmse_mean_nuts", "rmse_mean_reference_nuts_people", "rmse_mean_amortized_nuts_people"} <= set(nuts.metric)
     # the Laplace reference and NUTS agree closely on the same people
     got = nuts.set_index("metric")["mean"]
-    assert abs(got["rmse_mean_nuts"] - got["rmse_mean_laplace_nuts_people"]) < 0.05
+    assert abs(got["rmse_mean_nuts"] - got["rmse_mean_reference_nuts_people"]) < 0.05
 
 
 def _check_evaluate(smoke_run_dir, out, nuts_people):

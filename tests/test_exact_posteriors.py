@@ -14,7 +14,8 @@ def one_factor(tmp_path_factory):
     path = tmp_path_factory.mktemp("table") / "one.csv"
     path.write_text("category,variable,Weight,Typical Range,Migrane impact pattern\n"
                     "stress,Perceived stress (score),5,0-10,Higher stress raises risk\n")
-    task = MigraineTask(read_feature_table(path), MigraineModelConfig(weight_scale=1.0, weight_spread=0.8, baseline_spread=0.8),
+    model = MigraineModelConfig(weight_scale=1.0, weight_spread=0.8, baseline_spread=0.8)
+    task = MigraineTask(read_feature_table(path), model,
                         dtype=tf.float64)
     episodes = task.sample_episodes(3, 40, seed=tf.constant([5, 1]))
     return task, episodes

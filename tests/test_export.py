@@ -6,8 +6,8 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from tfp_aline.advise import Advisor
 from tfp_aline.cli import main
 from tfp_aline.errors import TfpAlineError

@@ -5,8 +5,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, TABLE_CSV, TABLE_XLSX
+
 from tfp_aline.errors import FeatureTableError
 from tfp_aline.feature_table import parse_direction, parse_range, read_feature_table
 

@@ -8,8 +8,13 @@ import tensorflow as tf
 from conftest import ROOT
 
 from tfp_aline.evaluation.acquisition import run_acquisition
-from tfp_aline.evaluation.grid import (PsiMarginalAcquisition, PsychometricGrid, QuestPlusAcquisition,
-                                       grid_posterior_mean, grid_posterior_samples)
+from tfp_aline.evaluation.grid import (
+    PsiMarginalAcquisition,
+    PsychometricGrid,
+    QuestPlusAcquisition,
+    grid_posterior_mean,
+    grid_posterior_samples,
+)
 from tfp_aline.rollout_state import initial_state, observe
 from tfp_aline.targets import target_mask
 from tfp_aline.tasks.psychometric import PsychometricTask, response_probability

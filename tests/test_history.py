@@ -4,8 +4,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, TABLE_CSV
+
 from tfp_aline.feature_table import read_feature_table
 from tfp_aline.history import HistoryError, HistoryWarning, read_history
 

@@ -19,7 +19,8 @@ def test_rewards_weights_and_policy_loss_match_hand_computation():
     norm = (rewards - rewards.mean(1, keepdims=True)) / (rewards.std(1, keepdims=True) + 1e-8)
     np.testing.assert_allclose(w, 0.9 ** np.arange(1, 5)[:, None] * norm, rtol=1e-4, atol=1e-5)
     log_pi = rng.normal(size=(4, 8)).astype(np.float32)
-    assert losses.policy_loss(tf.constant(w), tf.constant(log_pi)).numpy() == pytest.approx(-(w * log_pi).mean(), rel=1e-5)
+    got = losses.policy_loss(tf.constant(w), tf.constant(log_pi)).numpy()
+    assert got == pytest.approx(-(w * log_pi).mean(), rel=1e-5)
     assert losses.nll_loss(tf.constant(logq)).numpy() == pytest.approx(-logq.mean(), rel=1e-6)  # t = 0..T
 
 

@@ -9,11 +9,6 @@ from tfp_aline.errors import ConfigError
 from tfp_aline.tasks.migraine import MigraineTask
 
 
-@pytest.fixture(scope="module")
-def task():
-    return MigraineTask()
-
-
 @pytest.mark.parametrize("batch", [1, 200])
 def test_episode_shapes_and_dtypes(task, seed, batch):
     ep = task.sample_episodes(batch, 50, seed=seed, num_initial_context=3, num_predictive_targets=7)

@@ -7,16 +7,10 @@ import tensorflow as tf
 from tfp_aline.errors import ConfigError
 from tfp_aline.model import AlineModel
 from tfp_aline.targets import target_mask
-from tfp_aline.tasks import MigraineTask
 
 B, N, N0, M, PAD = 3, 6, 4, 5, 2
 TINY = dict(embed_dim=8, num_layers=2, num_heads=2, ff_dim=16, num_components=3)
 POSTERIOR_KEYS = ("mixture_logits", "mixture_locs", "mixture_scales", "predictive_logits")
-
-
-@pytest.fixture(scope="module")
-def task():
-    return MigraineTask()
 
 
 @pytest.fixture(scope="module")

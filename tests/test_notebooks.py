@@ -1,9 +1,8 @@
 """The notebooks: committed without outputs, and each runs top to bottom on its smoke settings."""
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import ROOT
+from nbclient import NotebookClient
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = ("mock_data_inspect.ipynb", "mock_distribution_demo.ipynb", "training.ipynb", "active_learning.ipynb")
@@ -22,7 +21,8 @@ def test_committed_without_outputs(name):
     assert code and all(c.outputs == [] and c.execution_count is None for c in code), \
         f"{name}: clear the outputs before committing"
     settings = code[0].source
-    assert 'os.environ.get("TFP_ALINE_NOTEBOOK_SMOKE") == "1"' in settings, f"{name}: first code cell is not the settings"
+    smoke = 'os.environ.get("TFP_ALINE_NOTEBOOK_SMOKE") == "1"'
+    assert smoke in settings, f"{name}: first code cell is not the settings"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -1,5 +1,8 @@
 import numpy as np
+
 from tfp_aline.runs import load_run
+
+
 def test_load_run_model_and_checkpoint_agree(smoke_run_dir):
     a = load_run(smoke_run_dir)
     b = load_run(smoke_run_dir, use_checkpoint=True)

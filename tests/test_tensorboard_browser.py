@@ -126,7 +126,8 @@ def test_scalars_page_in_headless_chromium(tensorboard, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_binary = shutil.which("chromedriver")
     if chromium is None or driver_binary is None:
-        pytest.skip("needs the `chromium` and `chromedriver` binaries (Debian: apt-get install chromium chromium-driver)")
+        pytest.skip("needs the `chromium` and `chromedriver` binaries "
+                    "(Debian: apt-get install chromium chromium-driver)")
     port = free_port()
     driver_process = subprocess.Popen([driver_binary, f"--port={port}"], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)

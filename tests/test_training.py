@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import ROOT
 from tfp_aline.config import load_config
 from tfp_aline.training import trainer as trainer_mod
 from tfp_aline.training.trainer import Trainer, TrainingError

@@ -29,7 +29,7 @@ def raw_forward(model, mean, std, context_x, context_y, context_mask, target_x, 
     context_x [B, C, D] raw units, context_y [B, C] 0/1, context_mask [B, C] bool, target_x [B, M, D],
     target_mask [B, L + M] bool, optional query_x [B, N, D] and taken [B, N] bool. Returns a dict
     of mixture_logits/locs/scales [B, L, K], predictive_logits/probs [B, M] and, with query_x,
-    policy_logits/probs [B, N] (taken candidates get logit -1e9 and probability 0).
+    policy_logits/probs [B, N] (taken candidates get logit TAKEN_LOGIT and probability 0).
     """
     # Standardising inside the graph lets callers (and TensorFlow Serving) send raw units.
     def z(x):
@@ -142,10 +142,10 @@ class Advisor:
 
     def __init__(self, run):
         task = run.task
-        if not hasattr(task, "table"):
+        if task.feature_table is None:
             raise TfpAlineError(f"{run.path}: advise needs a run with a feature table (task "
                                 f"{task.name!r} has none)")
-        self.run, self.task, self.model, self.table = run, task, run.model, task.table
+        self.run, self.task, self.model, self.table = run, task, run.model, task.feature_table
         e = run.cfg.episodes
         # The model saw at most N0 + T observed days per episode during training.
         self.capacity = e.num_initial_context + e.horizon
@@ -154,7 +154,7 @@ class Advisor:
         self._forward = tf.function(self._call, reduce_retracing=True)
 
     @classmethod
-    def from_run_dir(cls, run_dir) -> "Advisor":
+    def from_run_dir(cls, run_dir) -> Advisor:
         from tfp_aline.runs import load_run
 
         return cls(load_run(run_dir))

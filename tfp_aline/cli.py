@@ -6,11 +6,14 @@ import sys
 import time
 from pathlib import Path
 
+from tfp_aline import quiet
 from tfp_aline.errors import TfpAlineError
+from tfp_aline.paths import check_output_dir
 
 
 def _add_generate_mock(sub):
-    p = sub.add_parser("generate-mock", help="build the mock distribution (ticket 001) from the feature table",
+    p = sub.add_parser("generate-mock",
+                       help="build the mock distribution (prior, simulated days, mock posterior) from the table",
                        description="Simulate days from the migraine model and write the mock distribution "
                                    "(pkl, npz + json, csv, correlation heatmap).")
     p.add_argument("--table", type=Path, default=None,
@@ -25,12 +28,14 @@ def _add_generate_mock(sub):
 def run_generate_mock(args) -> int:
     from tfp_aline.feature_table import read_feature_table, resolve_data_path
 
-    if args.n < 2:
-        raise TfpAlineError(f"--n must be at least 2, got {args.n}")
+    if args.n < 1:
+        raise TfpAlineError(f"--n must be a positive number of days, got {args.n}")
+    check_output_dir(args.out, "--out")
     start = time.perf_counter()
     # Read (and validate) the table before TensorFlow is imported: a bad table then fails fast,
     # with nothing but the one-line error on stderr.
     table = read_feature_table(args.table or resolve_data_path("data/migraine_prediction.xlsx"), sheet=args.sheet)
+    quiet.import_tensorflow()
     from tfp_aline.mock_distribution import generate_mock_distribution, save_mock_distribution, summary
     from tfp_aline.tasks.migraine import MigraineTask
 
@@ -60,6 +65,9 @@ def _add_train(sub):
 
 
 def run_train(args) -> int:
+    if args.logdir is not None:
+        check_output_dir(args.logdir, "--logdir")  # before TensorFlow starts
+    quiet.import_tensorflow()
     from tfp_aline.training.main_job import train_command
 
     return train_command(config=args.config, logdir=args.logdir, overrides=args.overrides,
@@ -91,6 +99,7 @@ def run_advise(args) -> int:
 
     if args.top < 0:
         raise TfpAlineError(f"--top must be >= 0, got {args.top}")
+    quiet.import_tensorflow()
     from tfp_aline.advise import Advisor, format_advice
     from tfp_aline.history import HistoryWarning
 
@@ -100,9 +109,21 @@ def run_advise(args) -> int:
         warnings.simplefilter("ignore", HistoryWarning)
         advice = advisor.advise(args.history, target=args.target, future_days=args.future,
                                 max_context=args.max_context)
+    _check_finite(advice)
     print(json.dumps(advice.to_dict(), indent=2, ensure_ascii=False) if args.format == "json"
           else format_advice(advice, top=args.top))
     return 0
+
+
+def _check_finite(advice):
+    """Never print NaN advice: non-finite network outputs mean the inputs were out of reach."""
+    import numpy as np
+
+    bad = [k for k, v in advice.outputs.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
+           and not np.isfinite(np.asarray(v)).all()]
+    if bad:
+        raise TfpAlineError(f"{advice.source}: the model returned non-finite values ({', '.join(bad)}) "
+                            "for these days; check the history for extreme values or wrong units")
 
 
 def _add_export(sub):
@@ -116,6 +137,8 @@ def _add_export(sub):
 
 
 def run_export(args) -> int:
+    check_output_dir(args.out, "--out", must_be_empty=not args.force)  # before loading anything
+    quiet.import_tensorflow()
     from tfp_aline.export import SIGNATURES, export_saved_model
     from tfp_aline.runs import load_run
 
@@ -147,7 +170,7 @@ def _add_evaluate(sub):
 
 
 def run_evaluate(args) -> int:
-    from tfp_aline.evaluation.command import evaluate_command
+    from tfp_aline.evaluation.command import evaluate_command  # checks its arguments, then imports TensorFlow
 
     return evaluate_command(args.run, episodes=args.episodes, methods=args.methods, out=args.out, seed=args.seed,
                             baseline_episodes=args.baseline_episodes, targets=args.targets,
@@ -158,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfp-aline",
         description="Amortized Bayesian inference and active data acquisition (ALINE) with TFP.")
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's own start-up and C++ logs (also: {quiet.ENV_VERBOSE}=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate_mock(sub)
     _add_train(sub)
@@ -169,11 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    quiet.configure(args.verbose)  # before anything imports TensorFlow
     try:
         return args.func(args)
     except TfpAlineError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)  # 2 for bad input; 128 + signal for a stopped run
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -3,27 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from tfp_aline.errors import ConfigError
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskConfig:
-    """Which simulator; for migraine, the feature table and the model's free settings."""
-
-    name: str = "migraine"
-    table: str = "data/migraine_prediction.xlsx"
-    sheet: typing.Optional[str] = None
-    correlation: float = 0.3
-    weight_scale: float = 4.0
-    weight_spread: float = 0.3
-    baseline_spread: float = 0.5
-    base_rate: float = 0.15
+from tfp_aline.tasks.registry import TaskConfig, parse_task_section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,11 +101,36 @@ class Config:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        d["task"] = self.task.to_dict()
         d["targets"] = {t: p for t, p in self.targets}
         return d
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3`, `5E4`, `1.5e3` and `.5e-2` as floats.
+
+    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent (`1.0e-3`), so
+    `1e-3` would be the string '1e-3' and be refused as "not a number".
+    """
+
+
+_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$")
+# Appended after the built-in int resolver, so '10' stays an int and only what int rejects is tried.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    """YAML text -> Python values, with every float a person would write read as a float."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error on one line: 'line 3: mapping values are not allowed here'."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
@@ -134,6 +146,10 @@ _TYPES = {"int": ((int,), "an integer"), "float": ((float, int), "a number"),
 def _coerce(key: str, value, annotation: str):
     """Check a YAML value against a field's annotation (a string: this module defers annotations)."""
     allowed, description = _TYPES[annotation]
+    if annotation == "float" and isinstance(value, str) and _FLOAT.match(value.strip()):
+        value = float(value.strip().replace("_", ""))  # a quoted number: '1e-3'
+    if annotation == "int" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e3 or 3000.0 for a count
     if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
         raise ConfigError(f"{key}: expected {description}, got {value!r}")
     return float(value) if annotation == "float" else value
@@ -167,7 +183,7 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
     targets = tuple((str(k), _coerce(f"targets.{k}", v, "float")) for k, v in targets_raw.items())
     cfg = Config(
         name=name, seed=seed, targets=targets,
-        task=_section(TaskConfig, raw.get("task"), "task"),
+        task=parse_task_section(raw.get("task")),
         episodes=_section(EpisodeConfig, raw.get("episodes"), "episodes"),
         network=_section(NetworkConfig, raw.get("network"), "network"),
         training=_section(TrainingConfig, raw.get("training"), "training"),
@@ -204,9 +220,9 @@ def validate(cfg: Config, group_names=None):
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} = {value!r}: expected a number >= 0")
-    if not 0 <= t.gradient_steps <= e.horizon + 1:
+    if t.gradient_steps < 0:
         raise ConfigError(f"training.gradient_steps = {t.gradient_steps}: expected 0 (every step) or a number of "
-                          f"steps in 1..{e.horizon + 1} (episodes.horizon + 1)")
+                          "steps > 0 (at least episodes.horizon + 1 also means every step)")
     if e.horizon > e.num_candidates:
         raise ConfigError(f"episodes.horizon = {e.horizon}: cannot exceed episodes.num_candidates "
                           f"= {e.num_candidates} (each candidate is queried at most once)")
@@ -249,27 +265,63 @@ def apply_overrides(raw: dict, overrides) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {p} is not a section")
-        node[parts[-1]] = yaml.safe_load(text)
+        try:
+            node[parts[-1]] = parse_yaml(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
     return raw
+
+
+def read_config_file(path) -> dict:
+    """The raw mapping of a YAML config file; a folder, a binary or empty file, bad YAML or a
+    top level that is not a mapping raise `ConfigError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a YAML config file such as configs/smoke.yaml")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not a text file; expected a YAML config (UTF-8 text)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: is not a text file; expected a YAML config (UTF-8 text)")
+    try:
+        raw = parse_yaml(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
+    if raw is None or raw == {}:
+        raise ConfigError(f"{path}: config is empty; expected sections such as training: and network: "
+                          "(see configs/smoke.yaml)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def config_warnings(cfg: Config) -> list:
+    """Settings that are valid but probably not meant (printed by `train` as one line each)."""
+    t = cfg.training
+    if t.warmup_epochs >= t.epochs:
+        return [f"training.warmup_epochs = {t.warmup_epochs} >= training.epochs = {t.epochs}: every epoch "
+                "is warm-up with random queries, so the policy is never trained"]
+    return []
 
 
 def load_config(path, overrides=None, check_targets: bool = True) -> Config:
     """Read a YAML config, apply `--set` overrides, validate (including target groups)."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = read_config_file(path)
     try:
         cfg = config_from_dict(apply_overrides(raw, overrides), default_name=path.stem)
         if check_targets:
-            from tfp_aline.tasks.factory import build_task
+            from tfp_aline.tasks.registry import build_task
 
-            validate(cfg, group_names=tuple(build_task(cfg.task).parameter_groups))
+            task = build_task(cfg.task)
+            validate(cfg, group_names=tuple(task.parameter_groups))
+            predictive = cfg.episodes.num_predictive_targets or "predictive" in cfg.target_names
+            task.check_predictive(int(bool(predictive)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return cfg

@@ -27,3 +27,19 @@ class FeatureTableError(TfpAlineError):
 
 class ConfigError(TfpAlineError):
     """A configuration value that is missing, unknown or out of range."""
+
+
+class Stopped(TfpAlineError):
+    """A run stopped by a signal (SIGINT, SIGTERM, SIGHUP); the CLI exits with 128 + the signal number."""
+
+    def __init__(self, message, signum: int):
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
+        super().__init__(message)
+
+
+def warn(message: str) -> None:
+    """One `warning: ...` line on stderr: something was off, the command goes on."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr, flush=True)

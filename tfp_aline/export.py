@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
+from tfp_aline import atomic
 from tfp_aline.advise import Advisor, raw_forward
 from tfp_aline.errors import TfpAlineError
 
@@ -119,23 +117,10 @@ def export_saved_model(run, out_dir, overwrite: bool = False) -> Path:
     advisor = Advisor(run)
     t = advisor.table
     module = _Serving(run.model, t.mean, t.std)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.atomic_dir(out) as tmp:
         tf.saved_model.save(module, str(tmp), signatures={n: getattr(module, n) for n in SIGNATURES})
         (tmp / SIGNATURE_FILE).write_text(json.dumps(signature_info(run, advisor), indent=2, ensure_ascii=False))
         (tmp / "README.md").write_text(_readme(advisor))
-        if out.exists():
-            # os.replace cannot put a folder over a non-empty one: move the old one aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "x")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

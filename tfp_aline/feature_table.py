@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import re
 import zipfile
@@ -206,11 +207,47 @@ def _read_xlsx_rows(path: Path, sheet):
 
 
 def _read_csv_rows(path: Path):
+    def fail(message):
+        raise FeatureTableError(path, message)
+
+    return read_csv_cells(path, fail)
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d*,\d+\s*$")
+DELIMITERS = (",", ";", "\t")
+
+
+def looks_binary(data: bytes) -> bool:
+    """NUL bytes or many control characters in the first 8 KB: not a text file."""
+    head = data[:8192]
+    control = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
+    return b"\x00" in head or control > 0.05 * max(len(head), 1)
+
+
+def read_csv_cells(path: Path, fail) -> list:
+    """[(row number, [cells])] of a UTF-8 CSV file (row 1 = first line).
+
+    The delimiter (comma, semicolon or tab) is the one the first non-empty line uses most; in a
+    semicolon- or tab-separated file a decimal comma (`7,5`) is read as a decimal point.
+    `fail(message)` raises: a binary file, a file that is not UTF-8.
+    """
+    data = path.read_bytes()
+    if looks_binary(data):
+        fail("is not a CSV text file (it looks binary); expected UTF-8 text with a header row")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return [(i, r) for i, r in enumerate(csv.reader(f), start=1)]
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise FeatureTableError(path, f"cannot be read as UTF-8 CSV ({e})") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        fail(f"cannot be read as UTF-8 CSV (byte {e.start}: {e.reason}); save it as UTF-8 text")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(DELIMITERS, key=lambda d: (first.count(d), d == ","))
+    try:
+        rows = [(i, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter),
+                                             start=1)]
+    except csv.Error as e:
+        fail(f"cannot be read as CSV ({e})")
+    if delimiter != ",":
+        rows = [(i, [c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in r]) for i, r in rows]
+    return rows
 
 
 def _blank(v) -> bool:

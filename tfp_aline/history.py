@@ -1,7 +1,6 @@
 """Reading one person's logged days (a CSV file or a DataFrame) into a validated `PersonHistory`."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import re
@@ -12,13 +11,17 @@ import numpy as np
 import pandas as pd
 
 from tfp_aline.errors import TfpAlineError, located
-from tfp_aline.feature_table import FeatureTable, _blank, _canon, _number
+from tfp_aline.feature_table import FeatureTable, _blank, _canon, _number, read_csv_cells
 
 DATE_COLUMN = "date"
 OUTCOME_COLUMN = "migraine"
 # A value is "far outside" the typical range [lo, hi] beyond lo - FAR * (hi - lo) or hi + FAR * (hi - lo):
 # wide enough that ordinary bad days pass, narrow enough to catch unit mix-ups (minutes for hours).
 FAR = 2.0
+# Beyond this many standard deviations from a feature's mean a value is refused, not warned about:
+# a unit mix-up (minutes for hours, mL for L) stays far below it; 1e308 or a stray digit run does not.
+IMPLAUSIBLE_SD = 1e4
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the network computes in float32
 _YES = {"1", "1.0", "yes", "y", "true"}
 _NO = {"0", "0.0", "no", "n", "false"}
 
@@ -96,11 +99,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list]]]:
         raise HistoryError(path, "file not found")
     if path.is_dir():
         raise HistoryError(path, "is a folder; expected a .csv file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(i, r) for i, r in enumerate(csv.reader(f), start=1)]
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise HistoryError(path, f"cannot be read as UTF-8 CSV ({e})") from None
+    def fail(message):
+        raise HistoryError(path, message)
+
+    rows = read_csv_cells(path, fail)
     rows = [(i, r) for i, r in rows if not all(_blank(v) for v in r)]
     if not rows:
         raise HistoryError(path, "the file is empty; expected a header row with the feature names")
@@ -133,12 +135,89 @@ def _outcome(value):
     raise ValueError(value)
 
 
-def _date(value):
+_ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+_YEAR_LAST = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})$")
+_DATE_EXAMPLE = "a date like 2025-03-01 (year-month-day)"
+_WRITE_ISO = "write dates as year-month-day, e.g. 2025-03-01"
+
+
+def _timestamp(y, m, d):
     try:
-        out = pd.Timestamp(value)
-    except (ValueError, TypeError):
+        return pd.Timestamp(year=int(y), month=int(m), day=int(d))
+    except ValueError:
         return None
-    return None if pd.isna(out) else out
+
+
+def _date(value):
+    """A Timestamp for an unambiguous date (ISO/year-first, a month name, a datetime object);
+    a match object for a numeric year-last date (day and month order still open); else None."""
+    if isinstance(value, (pd.Timestamp, np.datetime64)) or hasattr(value, "year"):
+        out = pd.Timestamp(value)
+        return None if pd.isna(out) else out.normalize()
+    text = str(value).strip()
+    if m := _ISO_DATE.match(text):
+        return _timestamp(*m.groups())
+    if m := _YEAR_LAST.match(text):
+        return m
+    if re.search(r"[A-Za-z]{3}", text) and re.search(r"\d{4}", text):  # '4 March 2025', 'Mar 4, 2025'
+        try:
+            out = pd.Timestamp(text)
+        except (ValueError, TypeError):
+            return None
+        return None if pd.isna(out) else out.normalize()
+    return None
+
+
+def _settle_year_last(pending, name, column):
+    """Read numeric dates with the year last (03/04/2025) day-first or month-first, but only when a
+    day above 12 on some row settles the order; never guess. Returns ({row: Timestamp}, note)."""
+    day_first = [(r, m) for r, m in pending if int(m[1]) > 12]
+    month_first = [(r, m) for r, m in pending if int(m[2]) > 12]
+    (r0, m0) = pending[0]
+    if day_first and month_first:
+        raise HistoryError(name, f"dates mix day/month/year (row {day_first[0][0]}: {day_first[0][1][0]!r}) and "
+                           f"month/day/year (row {month_first[0][0]}: {month_first[0][1][0]!r}); {_WRITE_ISO}",
+                           row=month_first[0][0], column=column)
+    if not (day_first or month_first):
+        raise HistoryError(name, f"date {m0[0]!r} could be day/month/year or month/day/year; {_WRITE_ISO}",
+                           row=r0, column=column)
+    if any(len(m[3]) == 2 for _, m in pending):
+        r, m = next((r, m) for r, m in pending if len(m[3]) == 2)
+        raise HistoryError(name, f"date {m[0]!r} has a two-digit year; {_WRITE_ISO}",
+                           row=r, column=column)
+    dayfirst = bool(day_first)
+    out = {}
+    for r, m in pending:
+        d, mo = (m[1], m[2]) if dayfirst else (m[2], m[1])
+        if (t := _timestamp(m[3], mo, d)) is None:
+            raise HistoryError(name, f"{m[0]!r} is not a valid date", row=r, column=column)
+        out[r] = t
+    r, m = (day_first or month_first)[0]
+    order = "day/month/year" if dayfirst else "month/day/year"
+    return out, f"{name}, column {column!r}: dates read as {order} (row {r} has {m[0]!r})"
+
+
+def _short(value, limit: int = 60) -> str:
+    """repr of a cell, cut to `limit` characters (a binary or wrong-delimiter file has huge cells)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(str(value))} characters)"
+
+
+def _resolve_dates(cells, name, column, notes) -> list:
+    """[(row, Timestamp or year-last match)] -> [Timestamp] in row order; duplicates refused."""
+    pending = [(r, t) for r, t in cells if isinstance(t, re.Match)]
+    settled = {}
+    if pending:
+        settled, note = _settle_year_last(pending, name, column)
+        notes.append(note)
+    out, seen = [], {}
+    for r, t in cells:
+        t = settled.get(r, t)
+        if t in seen:
+            raise HistoryError(name, f"date {str(t)[:10]} appears twice (also on row {seen[t]})", row=r, column=column)
+        seen[t] = r
+        out.append(t)
+    return out
 
 
 def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: bool = True) -> PersonHistory:
@@ -177,8 +256,9 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
         elif c in aliases:
             kind, index = "feature", aliases[c]
         else:
-            fail(f"unknown column {h!r}; expected the feature names of the table "
-                 f"({', '.join(table.names)}), 'date' and 'migraine'", row=1, column=str(h))
+            hint = ("the file looks semicolon-separated; " if ";" in str(h) else "")
+            fail(f"unknown column {_short(h)}; {hint}expected the feature names of the table "
+                 f"({', '.join(table.names)}), 'date' and 'migraine'", row=1, column=str(h)[:60])
         if kind == "feature":
             if index in feature_col:
                 fail(f"two columns mean {table.names[index]!r}: {header[feature_col[index]]!r} and {h!r}",
@@ -210,7 +290,6 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
     found: list[str] = []
     span = table.range_high - table.range_low
     low, high = table.range_low - FAR * span, table.range_high + FAR * span
-    seen_dates: dict = {}
     for k, (rownum, r) in enumerate(data):
         for i, j in feature_col.items():
             v = cell(r, j)
@@ -220,7 +299,15 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
                      rownum, header[j])
             x = _number(v)
             if x is None or not math.isfinite(x):
-                fail(f"expected a number in {table.units[i] or 'raw units'}, got {v!r}", rownum, header[j])
+                fail(f"expected a number in {table.units[i] or 'raw units'}, got {_short(v)}", rownum, header[j])
+            if abs(x) > FLOAT32_MAX:
+                fail(f"value {x:g} is too large to compute with (the model uses float32, at most "
+                     f"{FLOAT32_MAX:.1e}); check the value", rownum, header[j])
+            if abs(x - table.mean[i]) > IMPLAUSIBLE_SD * table.std[i]:
+                fail(f"value {x:g} is implausible for {table.names[i]!r} (typical range "
+                     f"{table.range_low[i]:g}-{table.range_high[i]:g}{' ' + table.units[i] if table.units[i] else ''}; "
+                     f"more than {IMPLAUSIBLE_SD:g} standard deviations away); check the value and its unit",
+                     rownum, header[j])
             raw[k, i] = x
             if not low[i] <= x <= high[i]:
                 found.append(f"{name}, row {rownum}, column {header[j]!r}: value {x:g} is far outside the "
@@ -240,13 +327,11 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
             v = cell(r, date_col)
             t = None if _empty(v) else _date(v)
             if t is None:
-                fail(f"expected a date like 2025-03-01, got {v!r}", rownum, header[date_col])
-            if t in seen_dates:
-                fail(f"date {str(t)[:10]} appears twice (also on row {seen_dates[t]})", rownum, header[date_col])
-            seen_dates[t] = rownum
-            dates.append(t)
+                fail(f"expected {_DATE_EXAMPLE}, got {_short(v)}", rownum, header[date_col])
+            dates.append((rownum, t))
 
     if dates is not None:
+        dates = _resolve_dates(dates, name, header[date_col], found)
         order = np.argsort(np.array(dates, dtype="datetime64[ns]"), kind="stable")
         raw, y, rows = raw[order], y[order], rows[order]
         dates = np.array(dates, dtype="datetime64[ns]")[order]

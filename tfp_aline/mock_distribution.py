@@ -11,11 +11,41 @@ import pandas as pd
 import tensorflow as tf
 
 from tfp_aline import atomic
+from tfp_aline.errors import TfpAlineError
 from tfp_aline.tasks.migraine import MigraineTask
 
 ARRAY_KEYS = ("mu_prior", "Sigma_prior", "corr_prior", "mu_post", "Sigma_post", "samples",
               "samples_std", "p_migraine", "migraine", "beta_pop", "relevance", "direction")
 FILE_STEM = "mock_distribution"
+MIN_MIGRAINE_DAYS = 2  # the mock posterior is the mean and covariance of the migraine days
+
+
+class MockSizeError(TfpAlineError, ValueError):
+    """Too few simulated days for the mock posterior; says the smallest n that works."""
+
+
+def _simulate(task: MigraineTask, n: int, seed: int):
+    """n simulated days: (z [n, D], logits [n], migraine [n] int)."""
+    s = task.joint_distribution(1).sample(n, seed=tf.constant([seed, 0], tf.int32))
+    z = s["z"][:, 0, :].numpy().astype(np.float64)
+    theta = tf.concat([s["w"], s["b"][:, None]], axis=-1)
+    logits = task.outcome_logits(theta, s["z"]).numpy()[:, 0].astype(np.float64)
+    return z, logits, s["y"].numpy()[:, 0].astype(np.int64)
+
+
+def smallest_working_n(task: MigraineTask, n: int, seed: int):
+    """The smallest number of days above n whose simulation (with this seed) holds
+    MIN_MIGRAINE_DAYS migraine days, or None if none up to 100000 does.
+
+    Days are drawn in order from the seed, so a longer simulation starts with the shorter one's
+    days: the answer is read off one long run and then checked by simulating exactly that many.
+    """
+    for size in (max(8 * n, 500), 100_000):
+        hits = np.flatnonzero(_simulate(task, size, seed)[2])
+        if len(hits) >= MIN_MIGRAINE_DAYS:
+            candidate = max(int(hits[MIN_MIGRAINE_DAYS - 1]) + 1, n + 1)
+            return candidate if _simulate(task, candidate, seed)[2].sum() >= MIN_MIGRAINE_DAYS else None
+    return None
 
 
 def generate_mock_distribution(task: MigraineTask, n: int = 5000, seed: int = 0) -> dict:
@@ -26,18 +56,18 @@ def generate_mock_distribution(task: MigraineTask, n: int = 5000, seed: int = 0)
     the mock posterior (mean/cov of raw features on migraine days), the simulated days
     (`samples` [n, D] raw, `samples_std` [n, D] standardised), `p_migraine` [n], `migraine` [n].
     """
-    if n < 2:
-        raise ValueError(f"--n must be at least 2, got {n}")
+    if n < 1:
+        raise MockSizeError(f"--n must be a positive number of days, got {n}")
     t = task.table
-    s = task.joint_distribution(1).sample(n, seed=tf.constant([seed, 0], tf.int32))
-    z = s["z"][:, 0, :].numpy().astype(np.float64)
-    theta = tf.concat([s["w"], s["b"][:, None]], axis=-1)
-    logits = task.outcome_logits(theta, s["z"]).numpy()[:, 0].astype(np.float64)
-    migraine = s["y"].numpy()[:, 0].astype(np.int64)
+    z, logits, migraine = _simulate(task, n, seed)
     raw = t.to_raw(z)
     pos = raw[migraine == 1]
-    if len(pos) < 2:
-        raise ValueError(f"only {len(pos)} migraine days in {n} simulated days; increase --n")
+    if len(pos) < MIN_MIGRAINE_DAYS:
+        best = smallest_working_n(task, n, seed)
+        raise MockSizeError(
+            f"--n {n}: only {len(pos)} migraine day(s) among {n} simulated days, and the mock posterior needs "
+            f"at least {MIN_MIGRAINE_DAYS}; " + (f"the smallest --n that works with --seed {seed} is {best}"
+                                                 if best else "increase --n"))
     sd = np.diag(t.std)
     return dict(
         features=list(t.names), categories=list(t.categories),
@@ -61,6 +91,8 @@ def to_frame(mock: dict) -> pd.DataFrame:
 def save_mock_distribution(mock: dict, out_dir, heatmap: bool = True) -> list[Path]:
     """Write .pkl, .npz + .json, .csv (and the correlation heatmap) atomically; return the paths."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TfpAlineError(f"--out {out}: exists and is not a folder; expected a folder to write into")
     paths = [out / f"{FILE_STEM}.{ext}" for ext in ("pkl", "npz", "json", "csv")]
     # Render everything in memory first, so a failure leaves no file half-written.
     blobs = [pickle.dumps(mock, protocol=4)]
@@ -74,6 +106,9 @@ def save_mock_distribution(mock: dict, out_dir, heatmap: bool = True) -> list[Pa
     if heatmap:
         paths.append(out / "mock_correlation.png")
         blobs.append(_heatmap_png(mock))
+    folders = [p for p in paths if p.is_dir()]
+    if folders:  # checked before the first write, so no file of a set is replaced alone
+        raise TfpAlineError(f"--out {out}: {folders[0]} is a folder, so it cannot be written")
     for path, blob in zip(paths, blobs):
         atomic.write_bytes(path, blob)
     return paths

@@ -3,13 +3,11 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_aline.choice import TAKEN_LOGIT, choice_noise, choose
 from tfp_aline.layers import AlineTransformer, LogitHead, MixtureHead, TokenEmbedder
 
 tfd = tfp.distributions
 
-# A taken candidate's logit: exp(-1e9 - max) is exactly 0 in float32, and unlike -inf it keeps
-# 0 * logit (entropy, log-prob sums) finite.
-TAKEN_LOGIT = -1e9
 
 HIDDEN_DIM = 128  # width of the embedder and head MLPs, as in the paper
 
@@ -136,12 +134,13 @@ class AlineModel(keras.Model):
         greedy=True takes the argmax of the policy; greedy=False samples from it with the
         stateless `seed` (shape [2] int), so the choice is reproducible under tf.function/XLA.
         """
-        logits = cls.masked_policy_logits(outputs, taken_mask)
+        logits = tf.cast(outputs["policy_logits"], tf.float32)
         if greedy:
-            return tf.argmax(logits, axis=-1, output_type=tf.int32)
+            return choose(logits, taken_mask, None, "greedy")
         if seed is None:
             raise ValueError("select(greedy=False) needs a stateless seed")
-        return tf.random.stateless_categorical(tf.cast(logits, tf.float32), 1, seed, dtype=tf.int32)[:, 0]
+        shape = tf.shape(logits)
+        return choose(logits, taken_mask, choice_noise(seed, 1, shape[0], shape[1])[0], "sample")
 
     def get_config(self):
         return {**super().get_config(), "num_parameters": self.num_parameters, "x_dim": self.x_dim,

@@ -1,4 +1,4 @@
-"""Fixed-shape state of a T-step rollout, so the whole loop compiles into one graph (DESIGN.md section 3)."""
+"""Fixed-shape state of a T-step rollout, so the whole loop compiles into one graph."""
 from typing import NamedTuple
 
 import tensorflow as tf

@@ -1,13 +1,20 @@
-"""Load a trained run directory (resolved config, task and model) for evaluation, advice and export."""
+"""Run directories: load a trained run (config, task, model) for evaluation, advice and export;
+find its newest readable checkpoint; refuse a run dir that training would overwrite or cannot resume."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
-from tfp_aline.errors import TfpAlineError
+from tfp_aline.errors import TfpAlineError, warn
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+EVALUATION_FILE = "evaluation.json"
+_EPOCH_KEY = "epoch/.ATTRIBUTES/VARIABLE_VALUE"
+# What must stay as trained when a run is resumed; training.epochs may grow, the rest may change.
+FIXED_ON_RESUME = ("network", "task", "episodes")
 
 
 class Run(NamedTuple):
@@ -19,13 +26,90 @@ class Run(NamedTuple):
     model: object
 
 
+class CheckpointInfo(NamedTuple):
+    """A checkpoint that reads completely: its path prefix (.../ckpt-N), the epoch it holds and
+    the newer, unreadable ones skipped to reach it ((prefix, problem), ...)."""
+
+    path: str
+    epoch: int
+    skipped: tuple = ()
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def warn_skipped(self):
+        """One warning line if newer checkpoints were unreadable (after the caller's own checks,
+        so that a refusal stays the only line)."""
+        if self.skipped:
+            names = ", ".join([self.skipped[0][0]] + [Path(p).name for p, _ in self.skipped[1:]])
+            warn(f"{names} {'is' if len(self.skipped) == 1 else 'are'} unreadable: {self.skipped[0][1]}; "
+                 f"using the previous checkpoint {self.name} (epoch {self.epoch})")
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [""])[0]
+
+
+def checkpoint_problem(prefix: str) -> str | None:
+    """Why the checkpoint at `prefix` cannot be read, naming the file; None if every tensor reads."""
+    import tensorflow as tf
+
+    name = Path(prefix).name
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as e:  # NotFoundError, DataLossError, ...: the index is missing or damaged
+        return f"{name}.index cannot be read ({type(e).__name__}: {_first_line(e)})"
+    try:
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)  # a truncated .data file fails here (IndexError: Read less bytes...)
+    except Exception as e:
+        data = ", ".join(sorted(p.name for p in Path(prefix).parent.glob(f"{name}.data-*"))) or f"{name}.data-*"
+        return f"{data} is truncated or damaged ({type(e).__name__}: {_first_line(e)})"
+    return None
+
+
+def _epoch_of(prefix: str) -> int:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(prefix)
+    if reader.has_tensor(_EPOCH_KEY):
+        return int(reader.get_tensor(_EPOCH_KEY))
+    return int(Path(prefix).name.rsplit("-", 1)[-1])  # ckpt-N: the trainer numbers them by epoch
+
+
+def find_checkpoint(ckpt_dir) -> CheckpointInfo | None:
+    """The newest checkpoint under `ckpt_dir` that reads completely (None: there are none).
+
+    Unreadable newer ones (a truncated .data file, a missing index) are skipped and listed in
+    `skipped` (see `CheckpointInfo.warn_skipped`); if none reads, raise naming each file.
+    """
+    import tensorflow as tf
+
+    try:
+        state = tf.train.get_checkpoint_state(str(ckpt_dir))
+    except Exception as e:
+        raise TfpAlineError(f"{Path(ckpt_dir) / 'checkpoint'}: cannot be read ({_first_line(e)})") from None
+    if state is None:
+        return None
+    prefixes = list(dict.fromkeys([*state.all_model_checkpoint_paths, state.model_checkpoint_path]))
+    bad = []
+    for prefix in reversed(prefixes):  # newest first
+        problem = checkpoint_problem(prefix)
+        if problem is None:
+            return CheckpointInfo(prefix, _epoch_of(prefix), tuple(bad))
+        bad.append((prefix, problem))
+    raise TfpAlineError(f"{ckpt_dir}: no readable checkpoint: " + "; ".join(p for _, p in bad))
+
+
 def load_run(run_dir, use_checkpoint: bool = False) -> Run:
     """Read RUN_DIR/config.yaml and RUN_DIR/model.keras (or, with `use_checkpoint` or when
-    model.keras is missing, the latest checkpoint under RUN_DIR/checkpoints)."""
+    model.keras is missing, the newest readable checkpoint under RUN_DIR/checkpoints; without
+    model.keras a warning says which checkpoint, epoch N of M, is used)."""
     import tensorflow as tf
 
     from tfp_aline.config import load_config
-    from tfp_aline.tasks.factory import build_task
+    from tfp_aline.tasks.registry import build_task
     from tfp_aline.training.trainer import build_model
 
     path = Path(run_dir)
@@ -44,9 +128,78 @@ def load_run(run_dir, use_checkpoint: bool = False) -> Run:
         except Exception as e:  # a truncated or foreign file: say which one
             raise TfpAlineError(f"{model_file}: cannot load the model ({type(e).__name__}: {e})") from None
         return Run(path, cfg, task, model)
-    latest = tf.train.latest_checkpoint(str(path / "checkpoints"))
-    if latest is None:
-        raise TfpAlineError(f"{path}: neither {MODEL_FILE} nor a checkpoint under checkpoints/")
+    found = find_checkpoint(path / CHECKPOINT_DIR)
+    if found is None:
+        raise TfpAlineError(f"{path}: neither {MODEL_FILE} nor a checkpoint under {CHECKPOINT_DIR}/")
+    found.warn_skipped()
+    if not use_checkpoint:
+        total = cfg.training.epochs
+        warn(f"{path} has no {MODEL_FILE}: using its checkpoint {found.name}, epoch {found.epoch} of {total}"
+             + (", a partly trained model" if found.epoch < total else ""))
     model = build_model(cfg, task)
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    try:
+        tf.train.Checkpoint(model=model).restore(found.path).expect_partial()
+    except (ValueError, AssertionError) as e:
+        raise TfpAlineError(f"{found.path}: does not fit the network of {path / CONFIG_FILE} "
+                            f"({type(e).__name__}: {_first_line(e)})") from None
     return Run(path, cfg, task, model)
+
+
+def config_differences(saved, cfg) -> list:
+    """'network.embed_dim: 16 in the run, 32 now' for every setting that must stay as trained."""
+    def flat(value):  # the task section flattens its options, as config.yaml writes them
+        return value.to_dict() if hasattr(value, "to_dict") else dataclasses.asdict(value)
+
+    out = [] if saved.seed == cfg.seed else [f"seed: {saved.seed} in the run, {cfg.seed} now"]
+    for section in FIXED_ON_RESUME:
+        old, new = flat(getattr(saved, section)), flat(getattr(cfg, section))
+        out += [f"{section}.{k}: {old.get(k)!r} in the run, {new.get(k)!r} now"
+                for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+    return out
+
+
+def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
+    """Checks before training touches LOGDIR; returns the checkpoint to resume from (None: fresh).
+
+    Refused: a path that is a file; without --resume, a dir holding checkpoints or a finished
+    run's model.keras / evaluation.json; with --resume, no checkpoint, settings that differ from
+    the run's config.yaml (network, task, episodes, seed) or training.epochs below the checkpoint.
+    """
+    from tfp_aline.training.trainer import TrainingError  # here: trainer imports this module
+
+    logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise TrainingError(f"{logdir}: exists and is not a folder; choose another --logdir")
+    ckpt_dir = logdir / CHECKPOINT_DIR
+    has_checkpoints = (ckpt_dir / "checkpoint").is_file()  # CheckpointManager's index of its checkpoints
+    if not resume:
+        if has_checkpoints:
+            raise TrainingError(f"{logdir} already holds checkpoints: pass --resume to continue that run, "
+                                "or choose another --logdir")
+        finished = [n for n in (MODEL_FILE, EVALUATION_FILE) if (logdir / n).exists()]
+        if finished:
+            raise TrainingError(f"{logdir} already holds {' and '.join(finished)} of an earlier run and no "
+                                "checkpoint to resume from; choose another --logdir (nothing was overwritten)")
+        return None
+    if not has_checkpoints:
+        raise TrainingError(f"{logdir}: nothing to resume, no checkpoint under {ckpt_dir}; "
+                            "train without --resume into a new --logdir")
+    _check_resume_config(logdir, cfg, TrainingError)
+    found = find_checkpoint(ckpt_dir)
+    if cfg.training.epochs < found.epoch:
+        raise TrainingError(f"cannot resume {logdir}: training.epochs = {cfg.training.epochs} is below epoch "
+                            f"{found.epoch} that its checkpoint {found.name} reached; pass --set "
+                            f"training.epochs={found.epoch} or more")
+    found.warn_skipped()
+    return found
+
+
+def _check_resume_config(logdir: Path, cfg, error):
+    from tfp_aline.config import load_config
+
+    saved = logdir / CONFIG_FILE
+    if saved.exists():
+        diffs = config_differences(load_config(saved, check_targets=False), cfg)
+        if diffs:
+            raise error(f"cannot resume {logdir}: {'; '.join(diffs)} (network, task, episodes and seed must stay "
+                        f"as in its {CONFIG_FILE}; train into a new --logdir to change them)")

@@ -1,4 +1,4 @@
-"""Target masks: which parameter and predictive tokens form an episode's inference goal (DESIGN.md section 2)."""
+"""Target masks: which parameter and predictive tokens form an episode's inference goal."""
 import numpy as np
 import tensorflow as tf
 

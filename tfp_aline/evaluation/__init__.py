@@ -1,1 +1,1 @@
-"""Evaluation: exact reference posteriors (and, later, baselines, metrics and reports)."""
+"""Evaluation: acquisition methods, exact reference posteriors, metrics per step, and the report."""

@@ -1,5 +1,5 @@
 """Acquisition methods behind one interface: the learned policy and the baselines score candidates; the
-evaluation asks the best untaken one (DESIGN.md section 7)."""
+evaluation asks the best untaken one."""
 from __future__ import annotations
 
 import time
@@ -8,9 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from tfp_aline.choice import choose_best  # noqa: F401  (one choice rule; re-exported for scripts)
 from tfp_aline.rollout_state import RolloutState, initial_state, model_inputs, observe
-
-_TAKEN = -np.inf
 
 
 class Acquisition:
@@ -97,11 +96,6 @@ class AcquisitionRun(NamedTuple):
     chosen: np.ndarray
     seconds: np.ndarray
     state: RolloutState
-
-
-def choose_best(scores, taken) -> np.ndarray:
-    """Index of the best untaken candidate: scores [B, N], taken [B, N] bool -> [B] int32."""
-    return np.argmax(np.where(np.asarray(taken), _TAKEN, np.asarray(scores, np.float64)), axis=-1).astype(np.int32)
 
 
 def run_acquisition(method: Acquisition, batch, target_mask, horizon: int, seed, progress=None,

@@ -9,19 +9,20 @@ import tensorflow as tf
 
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.evaluation import metrics as M
-from tfp_aline.evaluation.acquisition import (PolicyAcquisition, RandomAcquisition, UncertaintyAcquisition,
-                                              run_acquisition)
+from tfp_aline.evaluation.acquisition import (
+    PolicyAcquisition,
+    RandomAcquisition,
+    UncertaintyAcquisition,
+    run_acquisition,
+)
 from tfp_aline.rollout_state import model_inputs
 from tfp_aline.targets import PREDICTIVE, target_mask
 from tfp_aline.training.gradients import state_after
 from tfp_aline.training.losses import target_log_prob
 
-# Methods per task; the first ones are cheap (amortized or trivial), the rest refit a posterior
-# at every step (non-amortized baselines) and may run on fewer episodes (`baseline_episodes`).
-METHODS = {
-    "migraine": ("policy", "random", "uncertainty", "greedy-eig", "greedy-epig"),
-    "psychometric": ("policy", "random", "questplus", "psi-marginal"),
-}
+# Amortized or trivial methods that every task has; a task adds its own non-amortized baselines
+# (`Task.evaluation_methods`), which refit a posterior at every step and may run on fewer
+# episodes (`baseline_episodes`).
 CHEAP = ("policy", "random", "uncertainty")
 COVERAGE_LEVELS = (0.5, 0.9)
 
@@ -57,18 +58,24 @@ class EvalResult:
     task_name: str
 
 
-def applicable(method: str, target: str) -> bool:
-    """EIG is about parameters, EPIG about predictive days: each runs only for its own kind of target."""
-    if method == "greedy-eig":
-        return target != PREDICTIVE
-    if method == "greedy-epig":
-        return target == PREDICTIVE
-    return True
+def available_methods(task) -> tuple[str, ...]:
+    """Every method for this task: the generic ones, then the task's own baselines.
+    Uncertainty sampling needs a binary predictive head."""
+    generic = CHEAP if task.outcome == "binary" else ("policy", "random")
+    return generic + tuple(task.evaluation_methods())
+
+
+def applicable(method: str, target: str, task) -> bool:
+    """A task's baseline may be about parameters only (e.g. EIG) or predictive targets only (EPIG)."""
+    spec = task.evaluation_methods().get(method)
+    if spec is None or spec.targets == "any":
+        return True
+    return (target == PREDICTIVE) == (spec.targets == "predictive")
 
 
 def check_method(name: str, task) -> None:
     """Raise if `name` is not a method for this task."""
-    allowed = METHODS.get(task.name, CHEAP)
+    allowed = available_methods(task)
     if name not in allowed:
         raise TfpAlineError(f"--methods: unknown method {name!r} for task {task.name!r} (expected: "
                             f"{', '.join(allowed)})")
@@ -84,27 +91,13 @@ def make_method(name: str, run):
         return RandomAcquisition()
     if name == "uncertainty":
         return UncertaintyAcquisition(model)
-    if name in ("greedy-eig", "greedy-epig"):
-        from tfp_aline.evaluation.gaussian_eig import GreedyEIGAcquisition, GreedyEPIGAcquisition
-
-        return (GreedyEIGAcquisition if name == "greedy-eig" else GreedyEPIGAcquisition)(task)
-    from tfp_aline.evaluation.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid
-
-    grid = default_grid(task)  # one grid per process: its compiled functions are traced once
-    return (QuestPlusAcquisition if name == "questplus" else PsiMarginalAcquisition)(grid)
+    return task.evaluation_methods()[name].factory(run)
 
 
 def reference_samples(task, state, num_samples: int, seed):
-    """Samples [S, B, L] of the exact reference posterior of a state's data: the Laplace
-    approximation for the migraine model (checked against NUTS), the dense grid for psychometric."""
-    if task.name == "psychometric":
-        from tfp_aline.evaluation.grid import grid_posterior_samples
-
-        return grid_posterior_samples(task, state, num_samples, seed)  # on the shared default grid
-    from tfp_aline.evaluation.exact import laplace_posterior
-
-    q = laplace_posterior(task, state.context_x, state.context_y, state.context_mask)
-    return q.sample(num_samples, seed=seed).numpy()
+    """Samples [S, B, L] of the task's exact reference posterior of a state's data (migraine:
+    Laplace, checked against NUTS; psychometric: the dense grid; a task of your own: NUTS)."""
+    return task.reference_samples(state.context_x, state.context_y, state.context_mask, num_samples, seed)
 
 
 def _subset(batch, n):
@@ -113,24 +106,25 @@ def _subset(batch, n):
 
 def _oracle_probs(task, theta, x):
     """p(y = 1 | x, true theta): [B, M]."""
-    if hasattr(task, "outcome_logits"):
-        return tf.sigmoid(task.outcome_logits(tf.cast(theta, tf.float32), tf.cast(x, tf.float32))).numpy()
     return task.outcome_probs(tf.cast(theta, tf.float32), tf.cast(x, tf.float32)).numpy()
 
 
-def _prior_probs(task, x, seed):
-    """p(y = 1 | x) under the prior alone: closed form for the migraine model, else Monte Carlo."""
-    if task.name == "migraine":
-        from tfp_aline.evaluation.gaussian_eig import prior_predictive
+class _PersonSteps:
+    """Progress in person-steps, whatever the batch size: one acquisition step counts `people`."""
 
-        return prior_predictive(task, x)
-    theta = task.sample_prior(4000, seed=seed)  # [S, L]
-    probs = task.outcome_probs(theta[:, None, :], tf.cast(x, tf.float32)[None])  # [S, B, M]
-    return tf.reduce_mean(probs, 0).numpy()
+    def __init__(self, bar, people: int):
+        self.bar, self.people = bar, people
+
+    def update(self, k):
+        self.bar.update(k * self.people)
 
 
-def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResult:
-    """Run every method on the same episodes for every target and collect the metrics."""
+def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop=None) -> EvalResult:
+    """Run every method on the same episodes for every target and collect the metrics.
+
+    `should_stop()` is asked before each (target, method) run; once it is true the loop ends
+    and the result holds the runs finished so far (a signal keeps partial results)."""
+    stop = should_stop or (lambda: False)
     from tqdm.auto import tqdm
 
     cfg, task, model = run.cfg, run.task, run.model
@@ -138,7 +132,7 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
     T = settings.horizon or e.horizon
     N = settings.num_candidates or e.num_candidates
     n0, m = e.num_initial_context, e.num_predictive_targets
-    methods = settings.methods or METHODS.get(task.name, CHEAP)
+    methods = settings.methods or available_methods(task)
     for name in methods:
         check_method(name, task)  # before any long work
     targets = settings.targets or cfg.target_names
@@ -156,27 +150,27 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
     def add(method, target, step, metric, values):
         rows.append((method, target, step, metric, *M.summarize(values)))
 
-    jobs = [(t, meth) for t in targets for meth in methods if applicable(meth, t)]
+    jobs = [(t, meth) for t in targets for meth in methods if applicable(meth, t, task)]
     total = sum(T * (B if meth in CHEAP else B_base) for t, meth in jobs)
     bar = tqdm(total=total, desc="acquisition (person-steps)", unit_scale=True, disable=not progress,
                mininterval=2.0)
     reusable = {}
     for ti, target in enumerate(targets):
+        if stop():
+            break
         for method_name in [meth for t, meth in jobs if t == target]:
+            if stop():
+                break
             n_ep = B if method_name in CHEAP else B_base
             b = _subset(batch, n_ep)
             tmask = target_mask(task, target, n_ep, m)
             acq = make_method(method_name, run)
 
-            class _Counter:  # progress in person-steps, whatever the batch size
-                def update(self, k):
-                    bar.update(k * n_ep)
-
             if acq.target_agnostic and method_name in reusable:
                 result = reusable[method_name]  # same people, same choices: only the metrics differ
                 bar.update(T * n_ep)
             else:
-                result = run_acquisition(acq, b, tmask, T, [settings.seed, 1], progress=_Counter())
+                result = run_acquisition(acq, b, tmask, T, [settings.seed, 1], progress=_PersonSteps(bar, n_ep))
                 if acq.target_agnostic:
                     reusable[method_name] = result
             chosen_x[(target, method_name)] = tf.gather(b.query_x, tf.transpose(result.chosen),
@@ -221,13 +215,13 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
                     add(method_name, target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask, task.support))
                     add(method_name, target, t, "rmse_sample_exact", M.rmse_sample(ref, th, pmask))
                     add(method_name, target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
-            if method_name == "policy" and settings.nuts_people and has_params and task.name == "migraine":
+            if method_name == "policy" and settings.nuts_people and has_params:
                 rows.extend(_nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T,
                                         settings, progress))
         if m:  # references that need no queries: the oracle knows theta, the prior-only model nothing
             y = batch.target_y.numpy()[..., 0]
             for name, probs in (("oracle", _oracle_probs(task, batch.theta, batch.target_x)),
-                                ("prior", _prior_probs(task, batch.target_x.numpy(), seed))):
+                                ("prior", task.prior_predictive_probs(batch.target_x.numpy(), seed))):
                 probs = np.asarray(probs, np.float64)
                 for t in range(T + 1):
                     add(name, target, t, "log_loss", M.log_loss(probs, y))
@@ -241,8 +235,9 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True) -> EvalResu
 
 def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, settings, progress):
     """At step T, NUTS on the first `nuts_people` of the policy's episodes: posterior-mean RMSE of
-    NUTS, of the Laplace reference and of the amortized posterior, on the same people."""
-    from tfp_aline.evaluation.exact import laplace_posterior, nuts_posterior
+    NUTS, of the task's reference posterior (e.g. Laplace) and of the amortized posterior, on the
+    same people."""
+    from tfp_aline.evaluation.exact import nuts_posterior
 
     k = min(settings.nuts_people, theta.shape[0])
     state = state_after(result.state, tf.constant(result.chosen), n0, tf.constant(T))
@@ -257,9 +252,9 @@ def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, se
     th = theta[:k]
     sub = {key: v[:k] for key, v in model_inputs(state, b, tmask).items()}
     amortized = model.posterior(forward(sub)).mean().numpy()
-    laplace = laplace_posterior(task, x, y, mask).loc.numpy()
+    reference = task.reference_mean(x, y, mask, tf.constant([settings.seed, 98]))
     out = []
-    for metric, mean in (("rmse_mean_nuts", nuts.flat.numpy().mean(0)), ("rmse_mean_laplace_nuts_people", laplace),
+    for metric, mean in (("rmse_mean_nuts", nuts.flat.numpy().mean(0)), ("rmse_mean_reference_nuts_people", reference),
                          ("rmse_mean_amortized_nuts_people", amortized)):
         out.append(("policy", target, T, metric, *M.summarize(M.rmse_mean(mean, th, pmask))))
     out.append(("policy", target, T, "nuts_max_rhat", float(nuts.rhat.numpy().max()),

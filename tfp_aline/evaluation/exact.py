@@ -40,16 +40,21 @@ def nuts_posterior(task, x, y, mask=None, init=None, num_chains: int = 4, num_re
     """
     x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
     people = x.shape[0]
-    if init is None:
+    bounded = task.support is not None
+    if init is None and bounded:  # the box's centre: a Newton step may leave the support
+        low, high = task.support
+        init = tf.tile(tf.constant((low + high) / 2, x.dtype)[None], [people, 1])
+    elif init is None:
         init = laplace_posterior(task, x, y, mask).loc
     state = tf.tile(tf.convert_to_tensor(init, x.dtype)[None], [num_chains, 1, 1])
 
     def target(theta):  # [C, P, L] -> [C, P]
         return task.log_posterior(theta, x, y, mask)
 
-    kernel = tfm.DualAveragingStepSizeAdaptation(
-        tfm.NoUTurnSampler(target, step_size=tf.fill([people, 1], tf.constant(0.1, x.dtype))),
-        num_adaptation_steps=int(0.8 * num_burnin))
+    sampler = tfm.NoUTurnSampler(target, step_size=tf.fill([people, 1], tf.constant(0.1, x.dtype)))
+    if bounded:  # sample in the prior's unconstrained space, so no step leaves the support
+        sampler = tfm.TransformedTransitionKernel(sampler, task.prior().experimental_default_event_space_bijector())
+    kernel = tfm.DualAveragingStepSizeAdaptation(sampler, num_adaptation_steps=int(0.8 * num_burnin))
 
     def run(s):
         return tfm.sample_chain(num_results, state, kernel=kernel, num_burnin_steps=num_burnin, seed=s,

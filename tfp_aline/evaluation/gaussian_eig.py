@@ -3,7 +3,6 @@ Gaussian posterior of a linear-logit binary model (the migraine model), by Gauss
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from tfp_aline.evaluation.acquisition import Acquisition
 from tfp_aline.evaluation.exact import laplace_posterior

@@ -6,6 +6,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from tfp_aline.choice import TAKEN_LOGIT
 from tfp_aline.evaluation.acquisition import Acquisition
 from tfp_aline.tasks.psychometric import response_probability
 
@@ -194,7 +195,7 @@ class _GridAcquisition(Acquisition):
         x = np.asarray(self.batch.query_x)[..., 0]
         taken = np.asarray(state.taken)
         cx, cy, cm = (np.asarray(v) for v in (state.context_x, state.context_y, state.context_mask))
-        out = np.full(taken.shape, -np.inf)
+        out = np.full(taken.shape, TAKEN_LOGIT)
         targets = self.targets()
         g = self.grid
         for lo in range(0, len(x), _EPISODE_CHUNK):

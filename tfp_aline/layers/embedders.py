@@ -1,4 +1,4 @@
-"""Token embedders: turn context points, candidates and targets into d-wide tokens (DESIGN.md section 3)."""
+"""Token embedders: turn context points, candidates and targets into d-wide tokens."""
 import keras
 import tensorflow as tf
 

@@ -1,29 +1,82 @@
-"""The task interface: what the network and the training loop need from a simulator."""
+"""The task interface: a Bayesian model given as TFP pieces, and what the package derives from them."""
 from __future__ import annotations
 
 import abc
-from typing import Mapping
+import dataclasses
+from typing import Callable, Mapping, NamedTuple
+
+import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_aline.episodes import EpisodeBatch
 from tfp_aline.errors import ConfigError
 
+tfd = tfp.distributions
+
+OUTCOMES = ("binary", "continuous")
+
+
+class EvaluationMethod(NamedTuple):
+    """A non-amortized baseline a task offers: `factory(run)` -> Acquisition, for `targets`
+    'parameters' (parameter targets only), 'predictive' (predictive targets only) or 'any'."""
+
+    factory: Callable
+    targets: str = "any"
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """A task without settings of its own (its config section holds only `name` or `class`)."""
+
 
 class Task(abc.ABC):
-    """A Bayesian model to run ALINE on: prior, design pool, likelihood, parameter groups.
+    """A Bayesian model to run ALINE on, written with TFP.
 
-    Subclasses set `name`, `x_dim`, `y_dim`, `outcome_type` ('binary' or 'continuous'),
-    `parameter_names` and `parameter_groups`, and implement the abstract methods. Every
-    sampling method takes a stateless seed (a shape-[2] int tensor) so that it is reproducible
-    inside `tf.function` and XLA.
+    A model supplies:
+      - `prior()`: p(theta), a `tfd` distribution with event shape [L];
+      - `design_distribution(n)`: p(x_1..n), candidate designs, event shape [n, Dx];
+      - `likelihood(theta, x)`: p(y | x, theta), batch shape [..., n] over the designs;
+      - `parameter_names`, `parameter_groups` (name -> parameter indices), `x_dim`, `outcome`
+        ('binary' or 'continuous'), optionally `support` (the prior's box) and `Options` (a
+        frozen dataclass: the task's own config section, validated key by key).
+    The package derives from them: the joint distribution, episode sampling, the exact log
+    posterior, outcome simulation, and a reference posterior for evaluation (batched NUTS unless
+    the task has something better, e.g. a grid). Every sampling method takes a stateless seed
+    (shape [2] int) so it is reproducible inside `tf.function` and XLA.
+
+    A config names a task by its built-in name (`task: {name: psychometric}`) or by import path
+    (`task: {class: mypackage.models:MyTask, option: value}`); see `tasks/registry.py`.
     """
 
     name: str
     x_dim: int
     y_dim: int = 1
-    outcome_type: str = "binary"
+    outcome: str = "binary"
     parameter_names: tuple[str, ...]
     parameter_groups: Mapping[str, tuple[int, ...]]
+    Options = NoOptions
+    dtype = tf.float32
+    feature_table = None  # a table of raw-unit inputs (names, units, standardisation), if the task has one
 
+    @classmethod
+    def from_options(cls, options) -> Task:
+        """The task for a validated `Options` instance (the config's task section)."""
+        return cls() if cls.Options is NoOptions else cls(options)
+
+    # ---- what a model supplies ------------------------------------------------------------
+    @abc.abstractmethod
+    def prior(self) -> tfd.Distribution:
+        """p(theta): event shape [L]."""
+
+    @abc.abstractmethod
+    def design_distribution(self, num_designs: int) -> tfd.Distribution:
+        """p(x_1..n): event shape [n, Dx] (candidate designs, initial context, predictive targets)."""
+
+    @abc.abstractmethod
+    def likelihood(self, theta, x) -> tfd.Distribution:
+        """p(y | x, theta) of each design: theta [..., L], x [..., n, Dx] -> batch shape [..., n]."""
+
+    # ---- names and metadata ---------------------------------------------------------------
     @property
     def input_names(self) -> tuple[str, ...]:
         """Names of the Dx input columns (for plots and tables)."""
@@ -64,20 +117,96 @@ class Task(abc.ABC):
             raise ConfigError(f"target {target!r} must name distinct parameters")
         return tuple(out)
 
-    @abc.abstractmethod
+    def check_predictive(self, num_predictive_targets: int):
+        """Predictive targets need a binary outcome: the predictive head is a Bernoulli."""
+        if num_predictive_targets and self.outcome != "binary":
+            raise ConfigError(f"task {self.name!r} has {self.outcome} outcomes: predictive targets "
+                              "(episodes.num_predictive_targets > 0, target 'predictive') need a binary "
+                              "outcome until a continuous predictive head exists; use parameter targets")
+
+    # ---- derived from the TFP pieces ------------------------------------------------------
+    def joint_distribution(self, num_designs: int, mask=None) -> tfd.JointDistributionNamed:
+        """p(theta, x_1..n, y_1..n); sampled with shape [B]: theta [B, L], x [B, n, Dx], y [B, n].
+
+        `mask` ([..., n] bool) drops masked designs from the likelihood.
+        """
+
+        def outcome(x, theta):
+            y = self.likelihood(theta, x)
+            if mask is not None:
+                y = tfd.Masked(y, validity_mask=mask)
+            return tfd.Independent(y, reinterpreted_batch_ndims=1)
+
+        return tfd.JointDistributionNamed(dict(theta=self.prior(), x=self.design_distribution(num_designs),
+                                               y=outcome))
+
+    def sample_prior(self, batch_size: int, seed):
+        """theta ~ p(theta): [B, L]."""
+        return self.prior().sample(batch_size, seed=seed)
+
     def sample_episodes(self, batch_size: int, num_candidates: int, seed, num_initial_context: int = 0,
                         num_predictive_targets: int = 0) -> EpisodeBatch:
         """Draw B episodes: theta ~ p(theta), a pool of N candidates with their outcomes,
         N0 initial context points and M predictive targets, all for the same theta."""
+        n0, n, m = num_initial_context, num_candidates, num_predictive_targets
+        s = self.joint_distribution(n0 + n + m).sample(batch_size, seed=seed)
+        x, y = s["x"], tf.cast(s["y"], self.dtype)[..., None]
+        return EpisodeBatch(
+            theta=s["theta"],
+            context_x=x[:, :n0], context_y=y[:, :n0],
+            query_x=x[:, n0:n0 + n], query_y=y[:, n0:n0 + n],
+            target_x=x[:, n0 + n:], target_y=y[:, n0 + n:])
 
-    @abc.abstractmethod
     def simulate_outcomes(self, theta, x, seed):
         """y ~ p(y | x, theta); theta: [B, L], x: [B, n, Dx] -> y: [B, n, Dy]."""
+        theta = tf.convert_to_tensor(theta, self.dtype)
+        return tf.cast(self.likelihood(theta, x).sample(seed=seed), self.dtype)[..., None]
 
-    @abc.abstractmethod
     def log_posterior(self, theta, x, y, mask=None):
         """Unnormalised log p(theta | D) = log p(theta) + sum_i mask_i log p(y_i | x_i, theta).
 
         theta: [..., B, L] (leading dims, e.g. MCMC chains, broadcast), x: [B, n, Dx],
         y: [B, n, Dy], mask: [B, n] bool or None -> [..., B].
         """
+        log_lik = self.likelihood(theta, x).log_prob(tf.cast(y[..., 0], self.dtype))
+        if mask is not None:
+            log_lik = tf.where(tf.cast(mask, tf.bool), log_lik, tf.zeros_like(log_lik))
+        return self.prior().log_prob(theta) + tf.reduce_sum(log_lik, -1)
+
+    def outcome_probs(self, theta, x):
+        """p(y = 1 | x, theta) of a binary outcome: theta [..., L], x [..., n, Dx] -> [..., n]."""
+        return self.likelihood(theta, x).probs_parameter()
+
+    # ---- what evaluation asks -------------------------------------------------------------
+    reference_name = "NUTS"
+
+    def reference_samples(self, context_x, context_y, context_mask, num_samples: int, seed):
+        """Samples [S, B, L] of the exact posterior of each episode's context (the reference the
+        amortized posterior is checked against). Default: batched NUTS on `log_posterior`
+        (in the prior's unconstrained space when the prior has a box)."""
+        import numpy as np
+
+        from tfp_aline.evaluation.exact import nuts_posterior
+
+        chains = 4
+        draws = -(-num_samples // chains)
+        seed = tuple(int(v) for v in np.asarray(seed).ravel()[:2])
+        nuts = nuts_posterior(self, context_x, context_y, context_mask, num_chains=chains, num_results=draws,
+                              num_burnin=max(draws, 200), seed=seed)
+        return np.asarray(nuts.flat.numpy()[:num_samples])
+
+    def reference_mean(self, context_x, context_y, context_mask, seed):
+        """Mean [B, L] of the reference posterior (default: of 1000 `reference_samples`)."""
+        return self.reference_samples(context_x, context_y, context_mask, 1000, seed).mean(0)
+
+    def prior_predictive_probs(self, x, seed):
+        """p(y = 1 | x) under the prior alone (the 'knows nothing' reference for binary outcomes):
+        x [B, M, Dx] -> [B, M]. Default: Monte Carlo over 4000 prior draws."""
+        theta = self.sample_prior(4000, seed=seed)  # [S, L]
+        probs = self.outcome_probs(theta[:, None, :], tf.cast(x, self.dtype)[None])  # [S, B, M]
+        return tf.reduce_mean(probs, 0).numpy()
+
+    def evaluation_methods(self) -> dict:
+        """Non-amortized baselines this task offers beyond policy, random and uncertainty sampling:
+        {name: EvaluationMethod}. Default: none."""
+        return {}

@@ -1,4 +1,4 @@
-"""The four-parameter psychometric model of the paper's check (DESIGN.md section 6), as a TFP joint distribution."""
+"""The four-parameter psychometric model of the paper's check, as a TFP joint distribution."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,7 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_aline.episodes import EpisodeBatch
-from tfp_aline.tasks.base import Task
+from tfp_aline.tasks.base import EvaluationMethod, Task
 
 tfd = tfp.distributions
 
@@ -38,7 +37,7 @@ class PsychometricTask(Task):
     name = "psychometric"
     x_dim = 1
     y_dim = 1
-    outcome_type = "binary"
+    outcome = "binary"
     parameter_names = tuple(n for n, _, _ in PRIOR_BOUNDS)
     parameter_groups = {"threshold_slope": (0, 1), "guess_lapse": (2, 3)}
     input_names = ("stimulus",)
@@ -56,50 +55,37 @@ class PsychometricTask(Task):
         """p(theta) as one event of shape [4] (independent uniforms)."""
         return tfd.Independent(tfd.Uniform(self.low, self.high), reinterpreted_batch_ndims=1)
 
-    def joint_distribution(self, num_trials: int, trial_mask=None) -> tfd.JointDistributionNamed:
-        """p(theta, x_{1:n}, y_{1:n}); sampled with shape [B]: theta [B, 4], x [B, n], y [B, n].
+    def design_distribution(self, num_designs: int) -> tfd.Distribution:
+        """Stimuli x ~ U[-5, 5]: event [n, 1]."""
+        lo, hi = (tf.constant(v, self.dtype) for v in STIMULUS_RANGE)
+        return tfd.Sample(tfd.Uniform(lo, hi), [num_designs, 1])
 
-        `trial_mask` ([.., n] bool) drops masked trials from the likelihood.
-        """
-        dt = self.dtype
-
-        def outcome(x, theta):
-            trial = tfd.Bernoulli(probs=response_probability(theta, x), dtype=dt)
-            if trial_mask is not None:
-                trial = tfd.Masked(trial, validity_mask=trial_mask)
-            return tfd.Independent(trial, reinterpreted_batch_ndims=1)
-
-        return tfd.JointDistributionNamed(dict(
-            theta=self.prior(),
-            x=tfd.Sample(tfd.Uniform(tf.constant(STIMULUS_RANGE[0], dt), tf.constant(STIMULUS_RANGE[1], dt)),
-                         num_trials),
-            y=outcome,
-        ))
-
-    def sample_prior(self, batch_size: int, seed):
-        """theta ~ p(theta): [B, 4]."""
-        return self.prior().sample(batch_size, seed=seed)
-
-    def sample_episodes(self, batch_size, num_candidates, seed, num_initial_context=0,
-                        num_predictive_targets=0) -> EpisodeBatch:
-        n0, n, m = num_initial_context, num_candidates, num_predictive_targets
-        s = self.joint_distribution(n0 + n + m).sample(batch_size, seed=seed)
-        x, y = s["x"][..., None], s["y"][..., None]
-        return EpisodeBatch(
-            theta=s["theta"],
-            context_x=x[:, :n0], context_y=y[:, :n0],
-            query_x=x[:, n0:n0 + n], query_y=y[:, n0:n0 + n],
-            target_x=x[:, n0 + n:], target_y=y[:, n0 + n:])
+    def likelihood(self, theta, x) -> tfd.Distribution:
+        """Bernoulli responses: theta [..., 4], x [..., n, 1] -> batch [..., n]."""
+        return tfd.Bernoulli(probs=self.outcome_probs(theta, x), dtype=self.dtype)
 
     def outcome_probs(self, theta, x):
         """theta [..., 4], x [..., n, 1] -> p(y = 1) [..., n]."""
         return response_probability(theta, x[..., 0])
 
-    def simulate_outcomes(self, theta, x, seed):
-        theta = tf.convert_to_tensor(theta, self.dtype)
-        return tfd.Bernoulli(probs=self.outcome_probs(theta, x), dtype=self.dtype).sample(seed=seed)[..., None]
+    # ---- what evaluation asks: the dense grid is the exact reference and drives the baselines
+    reference_name = "grid"
 
-    def log_posterior(self, theta, x, y, mask=None):
-        jd = self.joint_distribution(x.shape[-2], trial_mask=mask)
-        parts = jd.log_prob_parts(dict(theta=theta, x=x[..., 0], y=y[..., 0]))
-        return parts["theta"] + parts["y"]
+    def reference_samples(self, context_x, context_y, context_mask, num_samples, seed):
+        from types import SimpleNamespace
+
+        from tfp_aline.evaluation.grid import grid_posterior_samples
+
+        state = SimpleNamespace(context_x=context_x, context_y=context_y, context_mask=context_mask)
+        return grid_posterior_samples(self, state, num_samples, seed)  # on the shared default grid
+
+    def evaluation_methods(self):
+        def make(kind):
+            def factory(run):
+                from tfp_aline.evaluation.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid
+
+                cls = QuestPlusAcquisition if kind == "questplus" else PsiMarginalAcquisition
+                return cls(default_grid(self))  # one grid per process: its compiled functions trace once
+            return factory
+
+        return {"questplus": EvaluationMethod(make("questplus")), "psi-marginal": EvaluationMethod(make("psi"))}

@@ -5,9 +5,15 @@ from tfp_aline.errors import ConfigError
 
 
 def describe_devices() -> str:
-    """'2 x GPU' or 'CPU', for the log."""
+    """'2 x GPU (...)' or 'CPU (no GPU found)', for the log (the CLI hides TensorFlow's own lines)."""
+    from tfp_aline.quiet import gpu_driver_present
+
     gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} x GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+    if gpus:
+        return f"{len(gpus)} x GPU ({', '.join(g.name for g in gpus)})"
+    if gpu_driver_present():  # a driver but no usable GPU: TensorFlow's logs say why
+        return "CPU (an NVIDIA driver is present but TensorFlow found no usable GPU; --verbose shows why)"
+    return "CPU (no GPU found)"
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

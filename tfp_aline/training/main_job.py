@@ -9,8 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_aline import atomic
-from tfp_aline.config import load_config
-from tfp_aline.errors import ConfigError
+from tfp_aline.config import config_warnings, load_config
+from tfp_aline.errors import ConfigError, warn
+from tfp_aline.paths import check_output_dir
 from tfp_aline.training.rollout import rollout
 from tfp_aline.training.trainer import CONFIG_FILE, Trainer, sample_inputs, target_table
 
@@ -46,11 +47,19 @@ def format_comparison(result: dict) -> str:
 def train_command(config=None, logdir=None, overrides=(), resume=False, seed=None, progress=True,
                   evaluate=True) -> int:
     overrides = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
+    notes = []  # warnings, printed once the run dir is accepted (so a refusal stays one line)
+    if logdir is not None:
+        check_output_dir(logdir, "--logdir")  # before any work: a file there fails now, not later
     if resume:
         if logdir is None:
             raise ConfigError("--resume needs --logdir, the run dir to continue")
+        if not Path(logdir).is_dir():
+            raise ConfigError(f"--resume: run dir {logdir} not found")
         saved = Path(logdir) / CONFIG_FILE
         if saved.exists():
+            if config is not None and Path(config).resolve() != saved.resolve():
+                notes.append(f"--resume continues with {saved}; --config {config} is not used "
+                             "(change settings with --set)")
             config = saved  # the run's resolved config; --set may still extend it (e.g. more epochs)
         elif config is None:
             raise ConfigError(f"--resume: {saved} not found and no --config given")
@@ -59,7 +68,10 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
     cfg = load_config(config, overrides)
     if logdir is None:
         logdir = Path("runs") / f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    trainer = Trainer(cfg, logdir, resume=resume)
+        check_output_dir(logdir, "--logdir")
+    trainer = Trainer(cfg, logdir, resume=resume)  # refuses a clashing run dir before any work
+    for message in notes + config_warnings(cfg):
+        warn(message)
     result = trainer.fit(progress=progress)
     if result.interrupted:
         print(f"stopped at epoch {result.epoch}; checkpoint saved; continue with: "

@@ -3,11 +3,10 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from tfp_aline.choice import MODES, choice_noise, choose  # noqa: F401  (choice_noise: re-exported)
 from tfp_aline.model import AlineModel
 from tfp_aline.rollout_state import RolloutState, initial_state, model_inputs, observe
 from tfp_aline.training.losses import inference_log_prob, target_log_prob
-
-MODES = ("random", "sample", "greedy")
 
 
 class RolloutResult(NamedTuple):
@@ -27,26 +26,6 @@ class RolloutResult(NamedTuple):
     entropy: tf.Tensor
     chosen: tf.Tensor
     state: RolloutState
-
-
-def choice_noise(seed, horizon: int, batch_size, num_candidates: int):
-    """Gumbel noise for every choice of a rollout: [T, B, N].
-
-    Drawn per episode up front, so that splitting a batch across devices changes no choice, and
-    so that sampling is an argmax (XLA-friendly, unlike the multinomial op with 64-bit seeds).
-    """
-    return -tf.math.log(-tf.math.log(tf.random.stateless_uniform(
-        [horizon, batch_size, num_candidates], seed, minval=1e-20, maxval=1.0)))
-
-
-def choose(logits, taken, noise, mode: str):
-    """Pick one untaken candidate per episode: logits, noise [B, N], taken [B, N] bool -> [B] int32.
-
-    'random' is uniform among the untaken, 'sample' draws from softmax(logits) (Gumbel-max trick),
-    'greedy' is the argmax.
-    """
-    score = {"random": noise, "sample": logits + noise, "greedy": logits}[mode]
-    return tf.argmax(tf.where(taken, tf.constant(-1e30, score.dtype), score), -1, output_type=tf.int32)
 
 
 def rollout(model: AlineModel, batch, target_mask, horizon: int, mode: str, noise, training=False):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import signal
 import threading
 import time
@@ -20,12 +19,12 @@ from tfp_aline.errors import TfpAlineError
 from tfp_aline.model import AlineModel
 from tfp_aline.rollout_state import model_inputs
 from tfp_aline.targets import target_mask
-from tfp_aline.tasks.factory import build_task
+from tfp_aline.tasks.registry import build_task
 from tfp_aline.training import losses, summaries
-from tfp_aline.training.gradients import sample_steps, state_after, stepwise_gradients
 from tfp_aline.training.devices import describe_devices, make_strategy, set_mixed_precision
-from tfp_aline.training.validation import CSV_HEADER
+from tfp_aline.training.gradients import sample_steps, state_after, stepwise_gradients
 from tfp_aline.training.rollout import choice_noise, random_choices, rollout, state_from_choices
+from tfp_aline.training.validation import CSV_HEADER
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.yaml"
@@ -111,6 +110,11 @@ class Trainer:
 
     def __init__(self, cfg: Config, logdir, resume: bool = False, strategy=None):
         self.cfg, self.logdir = cfg, Path(logdir)
+        from tfp_aline.runs import prepare_run_dir
+
+        # Before anything is built or written: refuse a run dir this would overwrite, or a resume
+        # whose settings or epochs do not fit; pick the newest checkpoint that reads completely.
+        start = prepare_run_dir(self.logdir, cfg, resume)
         self.precision = set_mixed_precision(cfg.training.mixed_precision)
         self.task = build_task(cfg.task)
         self.strategy = strategy or make_strategy(cfg.training.strategy)
@@ -130,11 +134,12 @@ class Trainer:
                                               train_seconds=self.train_seconds)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir / "checkpoints",
                                                   max_to_keep=cfg.logging.keep_checkpoints)
-        if self.manager.latest_checkpoint and not resume:
-            raise TrainingError(f"{self.logdir} already holds checkpoints: pass --resume to continue "
-                                "that run, or choose another --logdir")
-        if resume and self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        if start is not None:
+            try:
+                self.checkpoint.restore(start.path).assert_existing_objects_matched()
+            except (ValueError, AssertionError) as e:  # e.g. a run dir without its config.yaml
+                raise TrainingError(f"{start.path}: does not fit the network of this config "
+                                    f"({type(e).__name__}: {str(e).strip().splitlines()[0]})") from None
         self.logdir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.logdir / CONFIG_FILE, cfg.to_yaml())
         self.writer = tf.summary.create_file_writer(str(self.logdir))
@@ -341,7 +346,7 @@ class Trainer:
         kept = []
         if path.exists():  # rows from beyond the restored checkpoint belong to a lost future
             kept = [line for line in path.read_text().splitlines()[1:] if line and int(line.split(",")[0]) < step]
-        new = [f"{step},{hours:.4f},{episodes},{name},{t},{a:.5f},{r:.5f},{ratio:.4f},{cov:.4f}"
+        new = [f"{step},{hours:.6f},{episodes},{name},{t},{a:.5f},{r:.5f},{ratio:.4f},{cov:.4f}"
                for name, t, a, r, ratio, cov in rows]
         atomic.write_text(path, CSV_HEADER + "\n".join(kept + new) + "\n")
         values = {}
@@ -397,9 +402,8 @@ class Trainer:
         """The final model as .keras in the run dir, written atomically."""
         if not self.weights_finite():
             raise TrainingError("weights are not finite; model not saved")
-        tmp = self.logdir / f".partial-{os.getpid()}.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.logdir / MODEL_FILE)
+        with atomic.atomic_path(self.logdir / MODEL_FILE, suffix=".keras") as tmp:
+            self.model.save(tmp)
 
 
 class _Subset:

@@ -37,11 +37,9 @@ class Validator:
         self.groups = {name: np.asarray(task.parameter_indices(name)) for name in cfg.target_names
                        if name != "predictive"}
         self.tmask = tf.ones([num_people, task.num_parameters + e.num_predictive_targets], tf.bool)
-        # The reference posterior needs the exact-posterior machinery of the evaluation package;
-        # built once here, on fixed data.
-        from tfp_aline.evaluation.evaluate import reference_samples
-
-        self.exact_means = [reference_samples(task, st, num_samples, tf.constant([seed, 0xFA13 + i])).mean(0)
+        # The task's reference posterior (grid, Laplace or NUTS), once, on fixed data.
+        self.exact_means = [task.reference_samples(st.context_x, st.context_y, st.context_mask, num_samples,
+                                                   tf.constant([seed, 0xFA13 + i])).mean(0)
                             for i, st in enumerate(self.states)]
 
     def __call__(self, model) -> list[tuple]:

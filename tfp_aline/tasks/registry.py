@@ -1,0 +1,111 @@
+"""Finding a task class by built-in name or import path, and validating its config section."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Mapping
+
+from tfp_aline.errors import ConfigError
+
+# Built-in tasks by name; any other task is named by import path, "package.module:ClassName".
+BUILTIN = {
+    "migraine": "tfp_aline.tasks.migraine:MigraineTask",
+    "psychometric": "tfp_aline.tasks.psychometric:PsychometricTask",
+}
+SELECTORS = ("name", "class")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """A run's task: `name` (built-in) or `class` (import path), and that task's own options
+    (an instance of the task class's `Options` dataclass, or None before it is resolved)."""
+
+    name: str = "migraine"
+    options: Any = None
+    by_path: bool = False
+
+    def to_dict(self) -> dict:
+        head = {"class" if self.by_path else "name": self.name}
+        return {**head, **(dataclasses.asdict(self.options) if self.options is not None else {})}
+
+
+def task_class(spec: str):
+    """The Task subclass for a built-in name or a 'module:Class' path."""
+    from tfp_aline.tasks.base import Task
+
+    path = BUILTIN.get(spec, spec)
+    if ":" not in path:
+        raise ConfigError(f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
+                          "'package.module:ClassName' for a task of your own")
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"task.class = {spec!r}: cannot import {module_name!r} ({e})") from None
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ConfigError(f"task.class = {spec!r}: {attr!r} in {module_name} is not a tfp_aline Task subclass")
+    return cls
+
+
+def _coerce_option(cls_name, key, value, annotation):
+    """A YAML value checked against an Options field's annotation."""
+    kinds = {"int": (int,), "float": (float, int), "bool": (bool,), "str": (str,)}
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    optional = text.startswith("typing.Optional[") or text.endswith("| None") or text.startswith("Optional[")
+    base = text.removeprefix("typing.Optional[").removeprefix("Optional[").rstrip("]").split(" |")[0].strip()
+    if value is None and optional:
+        return None
+    allowed = kinds.get(base)
+    if allowed is None:
+        return value
+    if base == "float" and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if (isinstance(value, bool) and base != "bool") or not isinstance(value, allowed):
+        raise ConfigError(f"task.{key}: expected {'a number' if base in ('int', 'float') else 'a ' + base}"
+                          f"{' or null' if optional else ''} for {cls_name}, got {value!r}")
+    return float(value) if base == "float" else value
+
+
+def parse_task_section(raw) -> TaskConfig:
+    """The config's `task:` mapping -> TaskConfig with the chosen task's validated options.
+
+    Exactly one of `name` / `class`; every other key must be a field of that task's `Options`.
+    """
+    if raw is None:
+        raw = {"name": "migraine"}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"task: expected a mapping with 'name' (or 'class') and the task's options, got {raw!r}")
+    chosen = [k for k in SELECTORS if k in raw]
+    if len(chosen) > 1:
+        raise ConfigError("task: give either 'name' (a built-in task) or 'class' (an import path), not both")
+    key = chosen[0] if chosen else "name"
+    spec = raw.get(key, "migraine")
+    if not isinstance(spec, str):
+        raise ConfigError(f"task.{key}: expected a string, got {spec!r}")
+    if key == "name" and spec not in BUILTIN:
+        raise ConfigError(f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
+                          "'package.module:ClassName' for a task of your own")
+    cls = task_class(spec)
+    fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+    given = {k: v for k, v in raw.items() if k not in SELECTORS}
+    unknown = [k for k in given if k not in fields]
+    if unknown:
+        known = ", ".join(fields) or "none"
+        raise ConfigError(f"task.{unknown[0]}: unknown key for task {spec!r} (its options: {known})")
+    values = {k: _coerce_option(cls.__name__, k, v, fields[k].type) for k, v in given.items()}
+    try:
+        options = cls.Options(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"task: {e}") from None
+    return TaskConfig(name=spec, options=options, by_path=key == "class")
+
+
+def build_task(cfg: TaskConfig):
+    """TaskConfig -> Task instance."""
+    cls = task_class(cfg.name)
+    options = cfg.options if cfg.options is not None else cls.Options()
+    return cls.from_options(options)
