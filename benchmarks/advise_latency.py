@@ -7,6 +7,7 @@ of a SavedModel exported to a temporary folder (same inputs, numpy in and out), 
 
     /work/venv/bin/python benchmarks/advise_latency.py --run /tmp/smoke-advise --calls 200
 """
+
 import argparse
 import os
 import sys
@@ -48,8 +49,9 @@ def main(argv=None):
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="global seed (the timed calls draw nothing)")
     parser.add_argument("--history", type=Path, default=EXAMPLE)
-    parser.add_argument("--max-context", type=int, default=None,
-                        help="reported days given to the model (default: the run's capacity)")
+    parser.add_argument(
+        "--max-context", type=int, default=None, help="reported days given to the model (default: the run's capacity)"
+    )
     args = parser.parse_args(argv)
     if args.calls < 1:
         parser.error("--calls must be positive")
@@ -66,22 +68,28 @@ def main(argv=None):
     x = advice.inputs
     num_parameters = advisor.task.num_parameters
     ctx = {k: x[k] for k in ("context_x", "context_y", "context_mask")}
-    feeds = {"posterior": dict(ctx, target_mask=x["target_mask"][:, :num_parameters]),
-             "predictive": dict(ctx, target_x=x["target_x"], target_mask=x["target_mask"]),
-             "policy": {k: x[k] for k in ("context_x", "context_y", "context_mask", "target_x", "target_mask",
-                                          "query_x", "taken")}}
+    feeds = {
+        "posterior": dict(ctx, target_mask=x["target_mask"][:, :num_parameters]),
+        "predictive": dict(ctx, target_x=x["target_x"], target_mask=x["target_mask"]),
+        "policy": {
+            k: x[k] for k in ("context_x", "context_y", "context_mask", "target_x", "target_mask", "query_x", "taken")
+        },
+    }
     with tempfile.TemporaryDirectory() as tmp:
         saved = tf.saved_model.load(str(export_saved_model(advisor.run, Path(tmp) / "saved")))
         for name, feed in feeds.items():
             sig = saved.signatures[name]
             results[f"SavedModel {name}"] = median_ms(
-                lambda sig=sig, feed=feed: {k: v.numpy() for k, v in sig(**feed).items()}, args.calls)
+                lambda sig=sig, feed=feed: {k: v.numpy() for k, v in sig(**feed).items()}, args.calls
+            )
 
-    print(f"run {args.run}: {history.num_days} logged days, {history.num_reported} reported, "
-          f"{history.num_days - history.num_reported} unreported; {advice.used_days} reported days used "
-          f"(capacity {advisor.capacity}); calls={args.calls}; threads(inter/intra)="
-          f"{tf.config.threading.get_inter_op_parallelism_threads()}/"
-          f"{tf.config.threading.get_intra_op_parallelism_threads()} (0 = TensorFlow's default)")
+    print(
+        f"run {args.run}: {history.num_days} logged days, {history.num_reported} reported, "
+        f"{history.num_days - history.num_reported} unreported; {advice.used_days} reported days used "
+        f"(capacity {advisor.capacity}); calls={args.calls}; threads(inter/intra)="
+        f"{tf.config.threading.get_inter_op_parallelism_threads()}/"
+        f"{tf.config.threading.get_intra_op_parallelism_threads()} (0 = TensorFlow's default)"
+    )
     for name, ms in results.items():
         print(f"{name:>26}: {ms:8.3f} ms median")
     policy = results["SavedModel policy"]

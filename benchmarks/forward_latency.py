@@ -8,6 +8,7 @@ dispatch per decision) and reports its median time per decision.
 
     /work/venv/bin/python benchmarks/forward_latency.py --seed 0 --calls 300
 """
+
 import argparse
 import os
 import time
@@ -65,8 +66,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--horizon", type=int, default=30, help="decisions in the compiled rollout")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="TensorFlow intra- and inter-op threads (0: TensorFlow's default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow intra- and inter-op threads (0: TensorFlow's default)"
+    )
     args = parser.parse_args(argv)
     if args.calls < 1 or args.horizon < 1:
         parser.error("--calls and --horizon must be positive")
@@ -75,22 +77,25 @@ def main(argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
     task = MigraineTask()
-    batch = task.sample_episodes(1, NUM_CANDIDATES, seed=tf.constant([args.seed, 0]),
-                                 num_initial_context=NUM_CONTEXT)
+    batch = task.sample_episodes(1, NUM_CANDIDATES, seed=tf.constant([args.seed, 0]), num_initial_context=NUM_CONTEXT)
     model = AlineModel(task.num_parameters, task.x_dim)  # paper defaults: d=32, 3 layers, 4 heads, K=10
     model.build()
     mask = target_mask(task, "all", 1, 0)
     inputs = model_inputs(initial_state(batch, horizon=0), batch, mask)
 
-    modes = {"eager": lambda x: model(x),
-             "tf.function": tf.function(lambda x: model(x)),
-             "tf.function(jit_compile=True)": tf.function(lambda x: model(x), jit_compile=True)}
+    modes = {
+        "eager": lambda x: model(x),
+        "tf.function": tf.function(lambda x: model(x)),
+        "tf.function(jit_compile=True)": tf.function(lambda x: model(x), jit_compile=True),
+    }
     results = {name: median_ms(forward, inputs, args.calls) for name, forward in modes.items()}
 
-    print(f"B=1, context={NUM_CONTEXT}, pool={NUM_CANDIDATES}, targets={task.num_parameters} parameters, "
-          f"d={model.embed_dim}, layers={model.num_layers}, heads={model.num_heads}, K={model.num_components}, "
-          f"calls={args.calls}, threads(inter/intra)={tf.config.threading.get_inter_op_parallelism_threads()}/"
-          f"{tf.config.threading.get_intra_op_parallelism_threads()}")
+    print(
+        f"B=1, context={NUM_CONTEXT}, pool={NUM_CANDIDATES}, targets={task.num_parameters} parameters, "
+        f"d={model.embed_dim}, layers={model.num_layers}, heads={model.num_heads}, K={model.num_components}, "
+        f"calls={args.calls}, threads(inter/intra)={tf.config.threading.get_inter_op_parallelism_threads()}/"
+        f"{tf.config.threading.get_intra_op_parallelism_threads()}"
+    )
     for name, ms in results.items():
         print(f"{name:>30}: {ms:8.3f} ms median")
     eager = results["eager"]
@@ -98,8 +103,10 @@ def main(argv=None):
         print(f"{'eager / ' + name:>45}: {eager / results[name]:6.1f}x")
     print(f"{'tf.function / XLA':>45}: {results['tf.function'] / results['tf.function(jit_compile=True)']:6.1f}x")
     per_decision = rollout_ms_per_decision(model, batch, mask, args.horizon, args.calls)
-    print(f"XLA rollout of {args.horizon} greedy decisions (context {NUM_CONTEXT}..{NUM_CONTEXT + args.horizon - 1}): "
-          f"{per_decision:.3f} ms median per decision")
+    print(
+        f"XLA rollout of {args.horizon} greedy decisions (context {NUM_CONTEXT}..{NUM_CONTEXT + args.horizon - 1}): "
+        f"{per_decision:.3f} ms median per decision"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ is single-threaded numpy plus small XLA calls). Compilation is excluded by a war
 
     /work/venv/bin/python benchmarks/grid_baselines.py --episodes 50 --seed 0
 """
+
 import argparse
 import os
 import time
@@ -33,11 +34,15 @@ def main(argv=None):
     grid = default_grid(task)
     batch = task.sample_episodes(args.episodes, NUM_CANDIDATES, tf.constant([args.seed, 5]), num_initial_context=1)
     warm = task.sample_episodes(2, NUM_CANDIDATES, tf.constant([args.seed, 6]), num_initial_context=1)
-    print(f"grid {' x '.join(map(str, grid.sizes))} = {grid.num_cells} cells; {args.episodes} episodes, "
-          f"T = {HORIZON}, N = {NUM_CANDIDATES}")
-    cases = [("questplus", QuestPlusAcquisition, "all"),
-             ("psi-marginal {threshold, slope}", PsiMarginalAcquisition, "threshold_slope"),
-             ("psi-marginal {guess, lapse}", PsiMarginalAcquisition, "guess_lapse")]
+    print(
+        f"grid {' x '.join(map(str, grid.sizes))} = {grid.num_cells} cells; {args.episodes} episodes, "
+        f"T = {HORIZON}, N = {NUM_CANDIDATES}"
+    )
+    cases = [
+        ("questplus", QuestPlusAcquisition, "all"),
+        ("psi-marginal {threshold, slope}", PsiMarginalAcquisition, "threshold_slope"),
+        ("psi-marginal {guess, lapse}", PsiMarginalAcquisition, "guess_lapse"),
+    ]
     for name, cls, target in cases:
         method = cls(grid)
         run_acquisition(method, warm, target_mask(task, target, 2, 0), HORIZON, [0, 0])  # compile every shape
@@ -45,8 +50,10 @@ def main(argv=None):
         run = run_acquisition(method, batch, target_mask(task, target, args.episodes, 0), HORIZON, [args.seed, 0])
         cpu_ms = 1e3 * (time.process_time() - cpu) / (args.episodes * HORIZON)
         wall_ms = 1e3 * np.median(run.seconds) / args.episodes
-        print(f"{name:32s} median wall {wall_ms:7.1f} ms, CPU {cpu_ms:7.1f} ms per episode per step; "
-              f"200 x 30 decisions ~ {200 * HORIZON * cpu_ms / 6e4:.1f} min of CPU")
+        print(
+            f"{name:32s} median wall {wall_ms:7.1f} ms, CPU {cpu_ms:7.1f} ms per episode per step; "
+            f"200 x 30 decisions ~ {200 * HORIZON * cpu_ms / 6e4:.1f} min of CPU"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Prints medians over --epochs timed epochs after one compile epoch, and ratios ag
 authors' PyTorch code measured on this 2-core CPU for the paper-scale psychometric config
 (25.8 s per policy-gradient epoch, 12.3 GB peak). `--set` takes config overrides as `train` does.
 """
+
 import argparse
 import json
 import os
@@ -49,21 +50,40 @@ def main(argv=None):
     rows = []
     for mode in args.modes:
         for phase in args.phases:
-            proc = subprocess.run([sys.executable, "-c", CHILD, args.config, mode, phase, str(args.epochs),
-                                   str(args.seed), json.dumps(args.set)], capture_output=True, text=True, cwd=ROOT,
-                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    args.config,
+                    mode,
+                    phase,
+                    str(args.epochs),
+                    str(args.seed),
+                    json.dumps(args.set),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            )
             if proc.returncode:
                 print(f"{mode}/{phase} failed:\n{proc.stderr[-2000:]}")
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append((mode, phase, r))
-            print(f"{mode:>6} {phase:>7}: median {r['median']:7.2f} s/epoch (first, with tracing/compile: "
-                  f"{r['first']:6.1f} s), peak memory {r['peak_gb']:5.2f} GB", flush=True)
+            print(
+                f"{mode:>6} {phase:>7}: median {r['median']:7.2f} s/epoch (first, with tracing/compile: "
+                f"{r['first']:6.1f} s), peak memory {r['peak_gb']:5.2f} GB",
+                flush=True,
+            )
     print(f"\nreference (authors' PyTorch, policy phase, this CPU): {REFERENCE_S} s/epoch, {REFERENCE_GB} GB")
     for mode, phase, r in rows:
         if phase == "policy":
-            print(f"{mode:>6}: {REFERENCE_S / r['median']:.2f}x faster than the reference, "
-                  f"{r['peak_gb'] / REFERENCE_GB:.2f}x its memory")
+            print(
+                f"{mode:>6}: {REFERENCE_S / r['median']:.2f}x faster than the reference, "
+                f"{r['peak_gb'] / REFERENCE_GB:.2f}x its memory"
+            )
 
 
 if __name__ == "__main__":

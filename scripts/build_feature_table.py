@@ -1,4 +1,5 @@
 """Turn data/migraine_prediction.csv (the reviewable source) into data/migraine_prediction.xlsx."""
+
 import argparse
 import csv
 import sys

@@ -8,6 +8,7 @@ to the prior mean's RMSE. Writes nothing.
 
     /work/venv/bin/python scripts/check_advice_convergence.py --run runs/migraine-cpu --people 100 --seed 0
 """
+
 import argparse
 import os
 import sys
@@ -59,8 +60,10 @@ def main(argv=None):
     prior = task.prior_mean - theta
     prior_rmse = (np.sqrt(np.mean(prior[:, :d] ** 2)), np.sqrt(np.mean(prior[:, d] ** 2)))
 
-    print(f"run {args.run}: {args.people} simulated people (seed {args.seed}), context capacity "
-          f"{advisor.capacity}; RMSE of posterior means to the true values")
+    print(
+        f"run {args.run}: {args.people} simulated people (seed {args.seed}), context capacity "
+        f"{advisor.capacity}; RMSE of posterior means to the true values"
+    )
     print(f"{'reported days':>14}  {'weights':>8}  {'baseline':>8}")
     print(f"{'prior mean':>14}  {prior_rmse[0]:8.3f}  {prior_rmse[1]:8.3f}")
     for k, (w, b) in rmse.items():

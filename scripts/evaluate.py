@@ -1,4 +1,5 @@
 """Evaluate a trained run: same as `tfp-aline evaluate` (see --help)."""
+
 import sys
 
 from tfp_aline.cli import main

@@ -1,4 +1,5 @@
 """Build the mock distribution from the feature table: same as `tfp-aline generate-mock`."""
+
 import os
 import sys
 

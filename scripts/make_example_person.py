@@ -9,6 +9,7 @@ Nothing here comes from a real person. The person's true weights are printed, no
 
     python scripts/make_example_person.py --seed 0 --out data/example_person.csv
 """
+
 import argparse
 import os
 import sys
@@ -22,8 +23,7 @@ import pandas as pd  # noqa: E402
 NUM_DAYS, NUM_REPORTED = 60, 40
 
 
-def simulate_person(task, seed: int, num_days: int = NUM_DAYS, num_reported: int = NUM_REPORTED,
-                    start="2025-03-01"):
+def simulate_person(task, seed: int, num_days: int = NUM_DAYS, num_reported: int = NUM_REPORTED, start="2025-03-01"):
     """(DataFrame of the person's days, true theta [L]) for one person drawn from the task's prior."""
     import tensorflow as tf
 
@@ -60,8 +60,10 @@ def main(argv=None):
     frame, theta = simulate_person(task, args.seed)
     write_text(args.out, frame.to_csv(index=False, lineterminator="\n"))
     reported = frame["migraine"] != ""
-    print(f"wrote {args.out}: {len(frame)} simulated days, {int(reported.sum())} reported "
-          f"({int((frame['migraine'] == '1').sum())} with migraine), {int((~reported).sum())} unreported")
+    print(
+        f"wrote {args.out}: {len(frame)} simulated days, {int(reported.sum())} reported "
+        f"({int((frame['migraine'] == '1').sum())} with migraine), {int((~reported).sum())} unreported"
+    )
     print("true weights of this simulated person:")
     for name, w in zip(task.parameter_names, theta):
         print(f"  {name:38s} {w:+.3f}")

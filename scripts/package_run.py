@@ -5,6 +5,7 @@ episodes and wall-clock hours that produced it and how to resume it.
     python scripts/package_run.py --run runs/psychometric-cpu --out models/psychometric \
         --command "tfp-aline train --config configs/psychometric-cpu.yaml --logdir runs/psychometric-cpu --seed 0"
 """
+
 import argparse
 import shutil
 import sys
@@ -34,16 +35,18 @@ def latest_checkpoint(run: Path):
 def training_text(out: Path, command: str, cfg: dict, epoch: int, seconds: float, note: str) -> str:
     t, batch = cfg["training"], cfg["episodes"]["batch_size"]
     policy = max(epoch - t["warmup_epochs"], 0)
-    return (f"# {out.name}\n\nTrained with:\n\n    {command}\n\n"
-            f"Seed {cfg['seed']}; {epoch} epochs reached of {t['epochs']} configured ({min(epoch, t['warmup_epochs'])} "
-            f"warm-up, {policy} policy-gradient), batch {batch}, so {epoch * batch} simulated episodes, in "
-            f"{seconds / 3600:.2f} hours of training epochs (wall-clock, one CPU core). {note}\n\n"
-            f"Files: `{MODEL_FILE}` (Keras 3), `{CONFIG_FILE}` (the resolved config), `{VALIDATION_FILE}` (the gap "
-            "to the exact posterior during training, by wall-clock hours), `checkpoints/` (the last checkpoint: "
-            "weights, optimizer state, epoch and hours).\n\n"
-            f"Evaluate without retraining: `tfp-aline evaluate --run {out}`.\n\n"
-            f"Train longer (same step counter, optimizer state and logs; the cosine schedule is stretched to "
-            f"the new end):\n\n    tfp-aline train --resume --logdir {out} --set training.epochs={2 * t['epochs']}\n")
+    return (
+        f"# {out.name}\n\nTrained with:\n\n    {command}\n\n"
+        f"Seed {cfg['seed']}; {epoch} epochs reached of {t['epochs']} configured ({min(epoch, t['warmup_epochs'])} "
+        f"warm-up, {policy} policy-gradient), batch {batch}, so {epoch * batch} simulated episodes, in "
+        f"{seconds / 3600:.2f} hours of training epochs (wall-clock, one CPU core). {note}\n\n"
+        f"Files: `{MODEL_FILE}` (Keras 3), `{CONFIG_FILE}` (the resolved config), `{VALIDATION_FILE}` (the gap "
+        "to the exact posterior during training, by wall-clock hours), `checkpoints/` (the last checkpoint: "
+        "weights, optimizer state, epoch and hours).\n\n"
+        f"Evaluate without retraining: `tfp-aline evaluate --run {out}`.\n\n"
+        f"Train longer (same step counter, optimizer state and logs; the cosine schedule is stretched to "
+        f"the new end):\n\n    tfp-aline train --resume --logdir {out} --set training.epochs={2 * t['epochs']}\n"
+    )
 
 
 def main(argv=None) -> int:
@@ -67,7 +70,8 @@ def main(argv=None) -> int:
         for f in prefix.parent.glob(prefix.name + ".*"):
             shutil.copy2(f, tmp / "checkpoints" / f.name)
         (tmp / "checkpoints" / "checkpoint").write_text(
-            f'model_checkpoint_path: "{prefix.name}"\nall_model_checkpoint_paths: "{prefix.name}"\n')
+            f'model_checkpoint_path: "{prefix.name}"\nall_model_checkpoint_paths: "{prefix.name}"\n'
+        )
         (tmp / "TRAINING.md").write_text(text)
     print(text)
     return 0

@@ -3,6 +3,7 @@ days the policy asks about, step by step, over simulated people.
 
     python scripts/plot_query_strategy.py --run runs/migraine-... --out notebooks/figures/query_strategy.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--people", type=int, default=64, help="simulated people (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the people and candidate pools (default: 0)")
     p.add_argument("--target", default=None, help="target of every episode (default: the config's first target)")
-    p.add_argument("--mode", choices=("greedy", "sample", "random"), default="greedy",
-                   help="how the next day is chosen (default: greedy, the policy's most probable day)")
+    p.add_argument(
+        "--mode",
+        choices=("greedy", "sample", "random"),
+        default="greedy",
+        help="how the next day is chosen (default: greedy, the policy's most probable day)",
+    )
     return p
 
 
@@ -36,17 +41,23 @@ def plot_query_strategy(run_dir, people: int = 64, seed: int = 0, target=None, m
     run = load_run(run_dir)
     e = run.cfg.episodes
     target = target or run.cfg.target_names[0]
-    batch = run.task.sample_episodes(people, e.num_candidates, seed=tf.constant([seed, 0], tf.int32),
-                                     num_initial_context=e.num_initial_context,
-                                     num_predictive_targets=e.num_predictive_targets)
+    batch = run.task.sample_episodes(
+        people,
+        e.num_candidates,
+        seed=tf.constant([seed, 0], tf.int32),
+        num_initial_context=e.num_initial_context,
+        num_predictive_targets=e.num_predictive_targets,
+    )
     tmask = target_mask(run.task, target, people, e.num_predictive_targets)
     noise = choice_noise(tf.constant([seed, 1], tf.int32), e.horizon, people, e.num_candidates)
     result = rollout(run.model, batch, tmask, e.horizon, mode, noise)
     chosen_x = tf.gather(batch.query_x, tf.transpose(result.chosen), batch_dims=1)  # [B, T, Dx]
     fig = query_strategy_figure(
-        tf.transpose(chosen_x, [1, 0, 2]).numpy(), run.task.input_names,
+        tf.transpose(chosen_x, [1, 0, 2]).numpy(),
+        run.task.input_names,
         f"{mode} choices of run '{run.cfg.name}', target '{target}', {people} simulated people "
-        f"(pool {e.num_candidates}, T={e.horizon})")
+        f"(pool {e.num_candidates}, T={e.horizon})",
+    )
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     import matplotlib.pyplot as plt

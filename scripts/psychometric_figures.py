@@ -9,6 +9,7 @@ Writes into --out (each PNG atomically):
 
     python scripts/psychometric_figures.py --run runs/psychometric-cpu --out runs/psychometric-cpu/figures
 """
+
 import argparse
 import os
 
@@ -71,28 +72,41 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="folder for the PNGs")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--switch", type=int, default=15,
-                   help="queries under {threshold, slope} before the switch (at most half the horizon)")
+    p.add_argument(
+        "--switch",
+        type=int,
+        default=15,
+        help="queries under {threshold, slope} before the switch (at most half the horizon)",
+    )
     args = p.parse_args(argv)
     run = load_run(args.run)
     task, e, n = run.task, run.cfg.episodes, args.episodes
     horizon = e.horizon
-    batch = task.sample_episodes(n, e.num_candidates, tf.constant([args.seed, 17]),
-                                 num_initial_context=e.num_initial_context,
-                                 num_predictive_targets=e.num_predictive_targets)
+    batch = task.sample_episodes(
+        n,
+        e.num_candidates,
+        tf.constant([args.seed, 17]),
+        num_initial_context=e.num_initial_context,
+        num_predictive_targets=e.num_predictive_targets,
+    )
     masks = {t: target_mask(task, t, n, e.num_predictive_targets) for t in ("threshold_slope", "guess_lapse", "all")}
     policy, seed = PolicyAcquisition(run.model), [args.seed, 0]
     threshold = batch.theta.numpy()[:, :1]
     x = {t: chosen_stimuli(batch, run_acquisition(policy, batch, masks[t], horizon, seed).chosen) for t in masks}
     # QUEST+ ignores the target: one rollout serves both columns.
-    x_quest = chosen_stimuli(batch, run_acquisition(QuestPlusAcquisition(task), batch, masks["all"], horizon,
-                                                    seed).chosen)
+    x_quest = chosen_stimuli(
+        batch, run_acquisition(QuestPlusAcquisition(task), batch, masks["all"], horizon, seed).chosen
+    )
     out, written = args.out, []
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)
     for row, (name, xs) in enumerate([("policy", x), ("QUEST+", {t: x_quest for t in masks})]):
-        panel(axes[row, 0], xs["threshold_slope"] - threshold, f"{name}, target {{threshold, slope}}",
-              "stimulus - true threshold")
+        panel(
+            axes[row, 0],
+            xs["threshold_slope"] - threshold,
+            f"{name}, target {{threshold, slope}}",
+            "stimulus - true threshold",
+        )
         panel(axes[row, 1], xs["guess_lapse"], f"{name}, target {{guess, lapse}}", "stimulus x")
     fig.suptitle(f"Chosen stimuli, {n} episodes ({run.path.name})", fontsize=10)
     fig.tight_layout()
@@ -102,8 +116,13 @@ def main(argv=None):
     chosen = switched_rollout(policy, batch, masks["threshold_slope"], masks["guess_lapse"], switch, horizon, seed)
     xs = chosen_stimuli(batch, chosen)
     fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
-    panel(axes[0], xs - threshold, f"policy: {{threshold, slope}} for {switch} queries, then {{guess, lapse}}",
-          "stimulus - true threshold", switch)
+    panel(
+        axes[0],
+        xs - threshold,
+        f"policy: {{threshold, slope}} for {switch} queries, then {{guess, lapse}}",
+        "stimulus - true threshold",
+        switch,
+    )
     panel(axes[1], xs, "same episodes, absolute stimulus", "stimulus x", switch)
     fig.tight_layout()
     written.append(save(fig, os.path.join(out, "target_switch.png")))

@@ -1,4 +1,5 @@
 """Train an ALINE model: same as `tfp-aline train` (see --help)."""
+
 import sys
 
 from tfp_aline.cli import main

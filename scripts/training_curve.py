@@ -6,6 +6,7 @@ Prints, per run, target and step t, the amortized / exact posterior-mean RMSE ra
 amortized 90% coverage at each validation, and (with --out) plots the ratio against hours.
 Several runs side by side compare training recipes at equal wall-clock.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,7 @@ def at_hours(frame: pd.DataFrame, hours: list[float]) -> pd.DataFrame:
             if len(hit):
                 r = hit.iloc[-1]
                 rows.append((run, target, step, h, r.epoch, r.episodes, r.ratio, r.coverage90))
-    return pd.DataFrame(rows, columns=["run", "target", "step", "budget_h", "epoch", "episodes", "ratio",
-                                       "coverage90"])
+    return pd.DataFrame(rows, columns=["run", "target", "step", "budget_h", "epoch", "episodes", "ratio", "coverage90"])
 
 
 def plot(frame: pd.DataFrame, out: Path):

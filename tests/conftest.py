@@ -1,4 +1,5 @@
 """Shared fixtures: the shipped feature table as rows, writers for malformed tables, seeds."""
+
 import csv
 import os
 from pathlib import Path

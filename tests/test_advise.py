@@ -1,4 +1,5 @@
 """Advice on the smoke run: tables, probabilities, targets, quantiles against a grid, and the CLI."""
+
 import json
 
 import numpy as np
@@ -94,8 +95,9 @@ def test_predictive_with_future_days(advisor, future_csv):
 
 
 def test_quantiles_match_grid_cdf(advice):
-    logits, locs, scales = (advice.outputs[k][0, 4].astype(float)
-                            for k in ("mixture_logits", "mixture_locs", "mixture_scales"))
+    logits, locs, scales = (
+        advice.outputs[k][0, 4].astype(float) for k in ("mixture_logits", "mixture_locs", "mixture_scales")
+    )
     w = np.exp(logits - logits.max())
     w /= w.sum()
     x = np.linspace((locs - 10 * scales).min(), (locs + 10 * scales).max(), 400_001)

@@ -1,5 +1,6 @@
 """Bad input gets one clear line (issue 14, cases 6-13): `error: ...` on stderr, exit 2, no traceback,
 nothing written; output paths are checked before any work."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,11 +37,13 @@ def test_output_paths_are_checked_before_any_work(a_file, tmp_path, capsys, monk
         raise AssertionError("the run was loaded before the output path was checked")
 
     monkeypatch.setattr(runs, "load_run", no_work)
-    commands = [["evaluate", "--run", str(tmp_path), "--out", str(a_file)],
-                ["export", "--run", str(tmp_path), "--out", str(a_file)],
-                ["generate-mock", "--out", str(a_file), "--n", "50"],
-                ["train", "--config", str(SMOKE), "--logdir", str(a_file)],
-                ["evaluate", "--run", str(tmp_path), "--out", str(a_file / "sub")]]
+    commands = [
+        ["evaluate", "--run", str(tmp_path), "--out", str(a_file)],
+        ["export", "--run", str(tmp_path), "--out", str(a_file)],
+        ["generate-mock", "--out", str(a_file), "--n", "50"],
+        ["train", "--config", str(SMOKE), "--logdir", str(a_file)],
+        ["evaluate", "--run", str(tmp_path), "--out", str(a_file / "sub")],
+    ]
     for argv in commands:
         assert main(argv) == 2, argv
         line = one_error_line(capsys)
@@ -49,8 +52,15 @@ def test_output_paths_are_checked_before_any_work(a_file, tmp_path, capsys, monk
 
 
 # ---- 7, 8, 9: configs -----------------------------------------------------------------------------
-@pytest.mark.parametrize("kind,expected", [("folder", "is a folder"), ("binary", "is not a text file"),
-                                           ("empty", "config is empty"), ("comments", "config is empty")])
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("folder", "is a folder"),
+        ("binary", "is not a text file"),
+        ("empty", "config is empty"),
+        ("comments", "config is empty"),
+    ],
+)
 def test_config_that_is_a_folder_binary_or_empty_is_one_line(tmp_path, capsys, kind, expected):
     path = tmp_path / "cfg.yaml"
     if kind == "folder":
@@ -78,11 +88,18 @@ def test_floats_as_people_write_them(tmp_path):
     assert "1e-3" in text
     path = tmp_path / "floats.yaml"
     path.write_text(text)
-    cfg = load_config(path, ["training.clip_norm=2e1", "training.alpha=.5", "training.epochs=1e1",
-                             "training.lr_min_fraction='1e-2'"])
+    cfg = load_config(
+        path, ["training.clip_norm=2e1", "training.alpha=.5", "training.epochs=1e1", "training.lr_min_fraction='1e-2'"]
+    )
     t = cfg.training
-    assert (t.learning_rate, t.weight_decay, t.clip_norm, t.alpha, t.epochs, t.lr_min_fraction) == \
-        (1e-3, 5e-4, 20.0, 0.5, 10, 0.01)
+    assert (t.learning_rate, t.weight_decay, t.clip_norm, t.alpha, t.epochs, t.lr_min_fraction) == (
+        1e-3,
+        5e-4,
+        20.0,
+        0.5,
+        10,
+        0.01,
+    )
     with pytest.raises(ConfigError, match="training.epochs: expected an integer"):
         load_config(path, ["training.epochs=1.5"])
     with pytest.raises(ConfigError, match="not valid YAML"):
@@ -130,10 +147,10 @@ def history_error(path, table) -> str:
     return message
 
 
-@pytest.mark.parametrize("value,expected", [("1e308", "too large to compute with"), ("4e30", "implausible"),
-                                            ("-1e12", "implausible")])
-def test_values_beyond_float32_or_implausible_are_refused_with_row_and_column(tmp_path, table, person, value,
-                                                                              expected):
+@pytest.mark.parametrize(
+    "value,expected", [("1e308", "too large to compute with"), ("4e30", "implausible"), ("-1e12", "implausible")]
+)
+def test_values_beyond_float32_or_implausible_are_refused_with_row_and_column(tmp_path, table, person, value, expected):
     person.loc[5, "Sleep duration (h)"] = value
     path = tmp_path / "p.csv"
     person.to_csv(path, index=False)

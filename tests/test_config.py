@@ -1,4 +1,5 @@
 """Config loading: the shipped configs, every key read, and bad configs failing at load with the key."""
+
 import dataclasses
 
 import pytest
@@ -44,21 +45,24 @@ def write(tmp_path, mutate):
     return path
 
 
-@pytest.mark.parametrize("mutate,key", [
-    (lambda r: r["training"].update(epoch=5), "training.epoch: unknown key"),
-    (lambda r: r.update(optimiser={}), "optimiser: unknown key"),
-    (lambda r: r["episodes"].update(horizon=50), "episodes.horizon = 50: cannot exceed episodes.num_candidates"),
-    (lambda r: r["episodes"].update(batch_size=0), "episodes.batch_size = 0: expected a positive number"),
-    (lambda r: r["network"].update(num_layers=-1), "network.num_layers"),
-    (lambda r: r["training"].update(epochs="ten"), "training.epochs: expected an integer"),
-    (lambda r: r["training"].update(jit_compile="yes"), "training.jit_compile: expected true or false"),
-    (lambda r: r["targets"].update(sleeep=0.1, sleep=0.1), "targets.sleeep: unknown target group"),
-    (lambda r: r["targets"].update(all=0.5), "targets: probabilities sum to 1.1"),
-    (lambda r: r["training"].update(strategy="tpu"), "training.strategy"),
-    (lambda r: r["episodes"].update(num_predictive_targets=0), "targets.predictive: needs"),
-    (lambda r: r["network"].update(embed_dim=15), "network.embed_dim = 15: must be divisible"),
-    (lambda r: r["task"].update(name="weather"), "task.name = 'weather'"),
-])
+@pytest.mark.parametrize(
+    "mutate,key",
+    [
+        (lambda r: r["training"].update(epoch=5), "training.epoch: unknown key"),
+        (lambda r: r.update(optimiser={}), "optimiser: unknown key"),
+        (lambda r: r["episodes"].update(horizon=50), "episodes.horizon = 50: cannot exceed episodes.num_candidates"),
+        (lambda r: r["episodes"].update(batch_size=0), "episodes.batch_size = 0: expected a positive number"),
+        (lambda r: r["network"].update(num_layers=-1), "network.num_layers"),
+        (lambda r: r["training"].update(epochs="ten"), "training.epochs: expected an integer"),
+        (lambda r: r["training"].update(jit_compile="yes"), "training.jit_compile: expected true or false"),
+        (lambda r: r["targets"].update(sleeep=0.1, sleep=0.1), "targets.sleeep: unknown target group"),
+        (lambda r: r["targets"].update(all=0.5), "targets: probabilities sum to 1.1"),
+        (lambda r: r["training"].update(strategy="tpu"), "training.strategy"),
+        (lambda r: r["episodes"].update(num_predictive_targets=0), "targets.predictive: needs"),
+        (lambda r: r["network"].update(embed_dim=15), "network.embed_dim = 15: must be divisible"),
+        (lambda r: r["task"].update(name="weather"), "task.name = 'weather'"),
+    ],
+)
 def test_bad_configs_fail_at_load_naming_the_key(tmp_path, mutate, key):
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, mutate))

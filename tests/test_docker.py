@@ -1,5 +1,6 @@
 """Dockerfile, docker-compose.yml and .dockerignore, checked without a Docker engine: the compose file
 parses and names its services, and every install and command line matches requirements.txt and the CLI."""
+
 import json
 import re
 import shlex
@@ -138,7 +139,10 @@ def test_gpu_reservation_is_optional(compose):
 
 
 def test_dockerignore_keeps_local_state_out_of_the_image():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", "venv", "runs", "*.egg-info"} <= ignored
     assert not {"data", "configs", "tfp_aline", "requirements.txt"} & ignored

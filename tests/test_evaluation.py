@@ -1,5 +1,6 @@
 """Evaluation: metrics against hand computations, EIG/EPIG against a brute-force grid, the acquisition
 loop, and a whole `tfp-aline evaluate` on the smoke run."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,7 +121,7 @@ def test_mean_sigmoid_matches_quadrature():
     from scipy import integrate
 
     want = integrate.quad(lambda z: stats.norm.pdf(z, 0.7, 1.3) / (1 + np.exp(-z)), -20, 20)[0]
-    assert mean_sigmoid(0.7, 1.3 ** 2) == pytest.approx(want, abs=1e-6)
+    assert mean_sigmoid(0.7, 1.3**2) == pytest.approx(want, abs=1e-6)
 
 
 # ---- the acquisition loop ----------------------------------------------------------------------
@@ -190,16 +191,45 @@ def _check_evaluate(smoke_run_dir, out, nuts_people):
 
     # evaluate writes TensorBoard curves into the run dir: work on a copy of the shared run
     smoke_run_dir = shutil.copytree(smoke_run_dir, out.parent / "run")
-    code = main(["evaluate", "--run", str(smoke_run_dir), "--episodes", "12", "--baseline-episodes", "4",
-                 "--targets", "all", "predictive", "--nuts-people", str(nuts_people), "--out", str(out),
-                 "--seed", "1", "--no-progress"])
+    code = main(
+        [
+            "evaluate",
+            "--run",
+            str(smoke_run_dir),
+            "--episodes",
+            "12",
+            "--baseline-episodes",
+            "4",
+            "--targets",
+            "all",
+            "predictive",
+            "--nuts-people",
+            str(nuts_people),
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns) == ["method", "target", "step", "metric", "mean", "ci_low", "ci_high", "n"]
     assert set(df.method) == {"policy", "random", "uncertainty", "greedy-eig", "greedy-epig", "oracle", "prior"}
     assert set(df.step) == set(range(0, 5))
-    for metric in ("log_q", "rmse_mean", "rmse_paper", "coverage50", "coverage90", "rmse_mean_exact",
-                   "log_loss", "brier", "auc", "ms_per_decision", "log_q_gain_vs_random"):
+    for metric in (
+        "log_q",
+        "rmse_mean",
+        "rmse_paper",
+        "coverage50",
+        "coverage90",
+        "rmse_mean_exact",
+        "log_loss",
+        "brier",
+        "auc",
+        "ms_per_decision",
+        "log_q_gain_vs_random",
+    ):
         assert metric in set(df.metric), metric
     assert np.isfinite(df["mean"]).all()
     assert not set(df[df.target == "predictive"].method) & {"greedy-eig"}

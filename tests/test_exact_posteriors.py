@@ -1,4 +1,5 @@
 """Exact reference posteriors: NUTS and Laplace against a dense grid on a one-factor migraine model."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,11 +13,12 @@ from tfp_aline.tasks.migraine import MigraineModelConfig, MigraineTask
 def one_factor(tmp_path_factory):
     """A migraine model with one factor: theta = (w, b), small enough for a dense 2-D grid."""
     path = tmp_path_factory.mktemp("table") / "one.csv"
-    path.write_text("category,variable,Weight,Typical Range,Migrane impact pattern\n"
-                    "stress,Perceived stress (score),5,0-10,Higher stress raises risk\n")
+    path.write_text(
+        "category,variable,Weight,Typical Range,Migrane impact pattern\n"
+        "stress,Perceived stress (score),5,0-10,Higher stress raises risk\n"
+    )
     model = MigraineModelConfig(weight_scale=1.0, weight_spread=0.8, baseline_spread=0.8)
-    task = MigraineTask(read_feature_table(path), model,
-                        dtype=tf.float64)
+    task = MigraineTask(read_feature_table(path), model, dtype=tf.float64)
     episodes = task.sample_episodes(3, 40, seed=tf.constant([5, 1]))
     return task, episodes
 
@@ -33,7 +35,7 @@ def grid_moments(task, x, y):
     means, stds = [], []
     for p in range(x.shape[0]):
         theta = grid[:, None, :]  # [G, 1, 2]
-        lp = task.log_posterior(theta, x[p:p + 1], y[p:p + 1]).numpy()[:, 0]
+        lp = task.log_posterior(theta, x[p : p + 1], y[p : p + 1]).numpy()[:, 0]
         prob = np.exp(lp - lp.max())
         prob /= prob.sum()
         m = prob @ grid.numpy()
@@ -51,8 +53,7 @@ def test_grid_covers_the_posterior(one_factor):
 
 def test_nuts_matches_a_dense_grid(one_factor):
     task, ep = one_factor
-    result = nuts_posterior(task, ep.query_x, ep.query_y, num_chains=4, num_results=1000, num_burnin=500,
-                            seed=(3, 4))
+    result = nuts_posterior(task, ep.query_x, ep.query_y, num_chains=4, num_results=1000, num_burnin=500, seed=(3, 4))
     assert result.draws.shape == (1000, 4, 3, 2)
     assert np.all(result.rhat.numpy() < 1.05) and np.all(result.ess.numpy() > 400)
     mean, std = grid_moments(task, ep.query_x, ep.query_y)

@@ -1,4 +1,5 @@
 """SavedModel export: loads without tfp_aline (TF2 and the TF Serving loader), equals the Python API to 1e-5."""
+
 import json
 import subprocess
 import sys
@@ -62,9 +63,14 @@ def test_fresh_process_matches_python_api(exported, smoke_run_dir, tmp_path):
     with pytest.warns(HistoryWarning):
         advice = advisor.advise(EXAMPLE, target="sleep")
     np.savez(tmp_path / "inputs.npz", num_parameters=advisor.task.num_parameters, **advice.inputs)
-    done = subprocess.run([sys.executable, "-I", "-c", LOADER, str(exported), str(tmp_path / "inputs.npz"),
-                           str(tmp_path / "out.npz")], cwd=tmp_path, capture_output=True, text=True,
-                          env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"}, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", LOADER, str(exported), str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == sorted(SIGNATURES)
     served = dict(np.load(tmp_path / "out.npz"))
@@ -80,7 +86,14 @@ def test_signature_file(exported, smoke_run_dir):
     assert list(info["signatures"]) == list(SIGNATURES)
     assert info["features"][0]["name"] == "Sleep duration (h)" and info["features"][0]["unit"] == "h"
     assert list(info["signatures"]["policy"]["inputs"]) == [
-        "context_x", "context_y", "context_mask", "target_x", "target_mask", "query_x", "taken"]
+        "context_x",
+        "context_y",
+        "context_mask",
+        "target_x",
+        "target_mask",
+        "query_x",
+        "taken",
+    ]
     assert (exported / "saved_model.pb").exists() and (exported / "README.md").exists()
 
 

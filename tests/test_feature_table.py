@@ -1,4 +1,5 @@
 """The feature-table reader: the shipped table, tolerated variants, and one clear error per bad input."""
+
 import subprocess
 import sys
 import zipfile
@@ -40,20 +41,41 @@ def test_derived_statistics_follow_the_ticket(table_rows, write_xlsx):
     assert t.units[i] == "h" and t.keys[i] == "sleep_duration_h"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("4-10", (4, 10)), ("4–10", (4, 10)), ("4 — 10", (4, 10)), ("4 to 10", (4, 10)),
-    ("0.5-3.5 L", (0.5, 3.5)), ("-5 to 5", (-5, 5)), ("−3–3", (-3, 3)),
-    ("abc", None), ("", None), (7, None), ("4-", None)])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("4-10", (4, 10)),
+        ("4–10", (4, 10)),
+        ("4 — 10", (4, 10)),
+        ("4 to 10", (4, 10)),
+        ("0.5-3.5 L", (0.5, 3.5)),
+        ("-5 to 5", (-5, 5)),
+        ("−3–3", (-3, 3)),
+        ("abc", None),
+        ("", None),
+        (7, None),
+        ("4-", None),
+    ],
+)
 def test_parse_range(text, expected):
     assert parse_range(text) == expected
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Shorter sleep raises risk", -1), ("Higher stress raises risk", 1),
-    ("More exercise lowers risk", -1), ("Less water increases the risk", -1),
-    ("Fewer steps raise risk", -1), ("Larger pressure drop increases migraine risk", 1),
-    ("Poor sleep quality raises risk", -1),
-    ("Sometimes matters", None), ("Higher or lower values raise risk", None), ("", None)])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Shorter sleep raises risk", -1),
+        ("Higher stress raises risk", 1),
+        ("More exercise lowers risk", -1),
+        ("Less water increases the risk", -1),
+        ("Fewer steps raise risk", -1),
+        ("Larger pressure drop increases migraine risk", 1),
+        ("Poor sleep quality raises risk", -1),
+        ("Sometimes matters", None),
+        ("Higher or lower values raise risk", None),
+        ("", None),
+    ],
+)
 def test_parse_direction(text, expected):
     assert parse_direction(text) == expected
 
@@ -136,8 +158,10 @@ def test_duplicate_variable_names(table_rows, write_xlsx):
     assert err.row == 6 and err.column == "variable" and "first on row 3" in str(err)
 
 
-@pytest.mark.parametrize("value,message", [
-    ("abc", "expected a range like"), ("10-4", "is reversed"), ("5-5", "zero width"), ("", "expected a range")])
+@pytest.mark.parametrize(
+    "value,message",
+    [("abc", "expected a range like"), ("10-4", "is reversed"), ("5-5", "zero width"), ("", "expected a range")],
+)
 def test_bad_ranges_name_row_and_column(table_rows, write_xlsx, value, message):
     table_rows[2]["Typical Range"] = value
     err = error_of(write_xlsx(table_rows))
@@ -145,8 +169,9 @@ def test_bad_ranges_name_row_and_column(table_rows, write_xlsx, value, message):
     assert str(err).startswith(str(err.path)) and "sheet 'features'" in str(err)
 
 
-@pytest.mark.parametrize("value,message", [(-1, "negative"), ("", "expected a number >= 0"),
-                                           ("heavy", "expected a number >= 0")])
+@pytest.mark.parametrize(
+    "value,message", [(-1, "negative"), ("", "expected a number >= 0"), ("heavy", "expected a number >= 0")]
+)
 def test_bad_weights(table_rows, write_xlsx, value, message):
     table_rows[0]["Weight"] = value
     err = error_of(write_xlsx(table_rows))
@@ -178,8 +203,21 @@ def test_cli_reports_a_malformed_table_in_one_line(table_rows, write_xlsx, tmp_p
     bad = write_xlsx(table_rows)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "generate_mock_distribution.py"), "--table", str(bad),
-         "--out", str(out), "--n", "100"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "generate_mock_distribution.py"),
+            "--table",
+            str(bad),
+            "--out",
+            str(out),
+            "--n",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "row 5" in errors[0] and "Typical Range" in errors[0]

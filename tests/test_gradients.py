@@ -1,5 +1,6 @@
 """Step-by-step gradients equal the gradients of a tape around the whole rollout; the k-step
 estimate is unbiased; the inference loss reaches every parameter at every step."""
+
 import itertools
 
 import numpy as np
@@ -18,12 +19,14 @@ from tfp_aline.training.rollout import choice_noise, random_choices, rollout, st
 @pytest.fixture(scope="module")
 def setup():
     task = MigraineTask()
-    model = AlineModel(task.num_parameters, task.x_dim, embed_dim=16, num_layers=2, num_heads=2, ff_dim=32,
-                       num_components=3)
+    model = AlineModel(
+        task.num_parameters, task.x_dim, embed_dim=16, num_layers=2, num_heads=2, ff_dim=32, num_components=3
+    )
     model.build()
     batch = task.sample_episodes(6, 10, seed=tf.constant([4, 2]), num_initial_context=2, num_predictive_targets=3)
-    tmask = tf.concat([target_mask(task, "sleep", 2, 3), target_mask(task, "all", 2, 3),
-                       target_mask(task, "predictive", 2, 3)], 0)
+    tmask = tf.concat(
+        [target_mask(task, "sleep", 2, 3), target_mask(task, "all", 2, 3), target_mask(task, "predictive", 2, 3)], 0
+    )
     return model, batch, tmask
 
 
@@ -45,15 +48,15 @@ def test_stepwise_gradients_equal_backprop_through_the_rollout(setup, mode):
         return tape.gradient(loss, variables), result, weights
 
     reference, result, weights = reference()
-    got, _, _ = tf.function(lambda: stepwise_gradients(model, batch, tmask, result.state, result.chosen, weights,
-                                                       alpha, variables))()
+    got, _, _ = tf.function(
+        lambda: stepwise_gradients(model, batch, tmask, result.state, result.chosen, weights, alpha, variables)
+    )()
     checked = 0
     for r, g, v in zip(reference, got, variables):
         if r is None:
             np.testing.assert_array_equal(g.numpy(), 0, err_msg=v.path)
             continue
-        np.testing.assert_allclose(g.numpy(), tf.convert_to_tensor(r).numpy(), rtol=1e-4, atol=1e-6,
-                                   err_msg=v.path)
+        np.testing.assert_allclose(g.numpy(), tf.convert_to_tensor(r).numpy(), rtol=1e-4, atol=1e-6, err_msg=v.path)
         checked += 1
     assert checked == len([r for r in reference if r is not None]) > 10
     if mode == "random":  # warm-up: the policy head gets nothing
@@ -76,8 +79,11 @@ def test_state_after_rebuilds_every_intermediate_state(setup):
 
 
 def _grads(model, batch, tmask, result, weights, steps, alpha=0.7):
-    fn = tf.function(lambda: stepwise_gradients(model, batch, tmask, result.state, result.chosen, weights, alpha,
-                                                model.trainable_variables, steps=steps)[0])
+    fn = tf.function(
+        lambda: stepwise_gradients(
+            model, batch, tmask, result.state, result.chosen, weights, alpha, model.trainable_variables, steps=steps
+        )[0]
+    )
     return [g.numpy() for g in fn()]
 
 
@@ -121,9 +127,17 @@ def test_nll_reaches_parameters_outside_the_target_and_step_zero(setup):
     result = rollout(model, batch, tmask, 2, "random", choice_noise(tf.constant([1, 4]), 2, 6, 10))
     with tf.GradientTape() as tape:
         b = batch._replace(theta=theta)
-        out = model({"context_x": result.state.context_x, "context_y": result.state.context_y,
-                     "context_mask": tf.zeros_like(result.state.context_mask), "query_x": b.query_x,
-                     "target_x": b.target_x, "target_mask": tmask}, compute_policy=False)
+        out = model(
+            {
+                "context_x": result.state.context_x,
+                "context_y": result.state.context_y,
+                "context_mask": tf.zeros_like(result.state.context_mask),
+                "query_x": b.query_x,
+                "target_x": b.target_x,
+                "target_mask": tmask,
+            },
+            compute_policy=False,
+        )
         loss = -tf.reduce_mean(losses.inference_log_prob(model, out, b))
     g = tape.gradient(loss, theta).numpy()
     assert np.all(np.abs(g[:, other]) > 0)  # a parameter outside the target gets NLL gradient

@@ -1,5 +1,6 @@
 """Psychometric grid baselines: the grid posterior against the prior and importance sampling, EIG against
 brute-force sums, QUEST+ = Psi-marginal on all four, no peeking at outcomes, behaviour, and the figures."""
+
 import importlib.util
 
 import numpy as np
@@ -62,12 +63,13 @@ def test_grid_mean_matches_importance_sampling():
     # Self-normalised importance sampling from the prior; the standard error from the weights.
     num_draws, x, y, mask = 300_000, state.context_x, state.context_y, state.context_mask
     theta = task64.sample_prior(num_draws, tf.constant([4, 4])).numpy()  # [S, 4]
-    logp = np.concatenate([task64.log_posterior(tf.tile(th[:, None], [1, 2, 1]), x, y, mask).numpy()
-                           for th in np.split(theta, 6)])  # [S, B]
+    logp = np.concatenate(
+        [task64.log_posterior(tf.tile(th[:, None], [1, 2, 1]), x, y, mask).numpy() for th in np.split(theta, 6)]
+    )  # [S, B]
     w = np.exp(logp - logp.max(0))
     w /= w.sum(0)
     is_mean = np.einsum("sb,sl->bl", w, theta)
-    se = np.sqrt(np.einsum("sb,sbl->bl", w ** 2, (theta[:, None] - is_mean) ** 2))
+    se = np.sqrt(np.einsum("sb,sbl->bl", w**2, (theta[:, None] - is_mean) ** 2))
     # (the midpoint grid's own discretisation error is allowed a fiftieth of a cell)
     cell = (task64.high.numpy() - task64.low.numpy()) / np.array([41, 21, 11, 11])
     assert np.all(np.abs(grid_mean - is_mean) < 4 * se + 0.02 * cell), (grid_mean, is_mean, se)
@@ -109,8 +111,9 @@ def test_eig_matches_brute_force(tiny):
     np.testing.assert_allclose(np.exp(logw), w, rtol=1e-9, atol=1e-15)
     stimuli = np.array([-4.5, -1.2, 0.0, 0.7, 2.2, 4.9])  # 4.9 puts some cells in the saturated limit
     curve = tiny.curve(stimuli[None])[0]
-    p1 = [[float(response_probability(tf.constant(theta), tf.constant([x]))[0]) for theta in tiny.points]
-          for x in stimuli]
+    p1 = [
+        [float(response_probability(tf.constant(theta), tf.constant([x]))[0]) for theta in tiny.points] for x in stimuli
+    ]
     for target in ("tsgl", "ts", "gl", "t", "sl", "tsg"):
         axes = ["tsgl".index(k) for k in target]
         got = tiny.information_gain(logw, curve, target)
@@ -123,11 +126,13 @@ def test_psi_on_all_four_equals_questplus_and_ignores_query_y(task, tiny):
     all_four, targeted = (target_mask(task, t, 4, 0) for t in ("all", "threshold_slope"))
     garbage = batch._replace(query_y=tf.fill(tf.shape(batch.query_y), np.nan))
     scores = {}
-    for name, method, mask, b in [("quest", QuestPlusAcquisition(tiny), targeted, batch),
-                                  ("psi_all", PsiMarginalAcquisition(tiny), all_four, batch),
-                                  ("psi_ts", PsiMarginalAcquisition(tiny), targeted, batch),
-                                  ("psi_ts_garbage", PsiMarginalAcquisition(tiny), targeted, garbage),
-                                  ("quest_garbage", QuestPlusAcquisition(tiny), targeted, garbage)]:
+    for name, method, mask, b in [
+        ("quest", QuestPlusAcquisition(tiny), targeted, batch),
+        ("psi_all", PsiMarginalAcquisition(tiny), all_four, batch),
+        ("psi_ts", PsiMarginalAcquisition(tiny), targeted, batch),
+        ("psi_ts_garbage", PsiMarginalAcquisition(tiny), targeted, garbage),
+        ("quest_garbage", QuestPlusAcquisition(tiny), targeted, garbage),
+    ]:
         method.start(b, mask, tf.constant([0, 0]))
         scores[name] = method.scores(state)
     np.testing.assert_array_equal(scores["quest"], scores["psi_all"])
@@ -187,9 +192,17 @@ def tiny_psychometric_run(tmp_path_factory):
     from tfp_aline.config import load_config
     from tfp_aline.training.trainer import Trainer
 
-    overrides = ["network.num_layers=1", "network.embed_dim=16", "network.ff_dim=32", "episodes.horizon=6",
-                 "episodes.num_candidates=20", "episodes.batch_size=4", "training.epochs=2",
-                 "training.warmup_epochs=1", "training.jit_compile=false"]
+    overrides = [
+        "network.num_layers=1",
+        "network.embed_dim=16",
+        "network.ff_dim=32",
+        "episodes.horizon=6",
+        "episodes.num_candidates=20",
+        "episodes.batch_size=4",
+        "training.epochs=2",
+        "training.warmup_epochs=1",
+        "training.jit_compile=false",
+    ]
     logdir = tmp_path_factory.mktemp("psy-run")
     Trainer(load_config(ROOT / "configs" / "psychometric-cpu.yaml", overrides), logdir).fit(progress=False)
     return logdir

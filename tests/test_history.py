@@ -1,4 +1,5 @@
 """Reading a person's history: every error names row and column, warnings, date order, capacity trimming."""
+
 import warnings
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Tests of the Keras layers: shapes, attention rule of the stream transformer, config round trips."""
+
 import keras
 import numpy as np
 import pytest
@@ -26,14 +27,15 @@ def masked_full_sequence(layer, context, targets, queries, context_mask, target_
     no_targets, no_queries = tf.zeros([b, t], tf.bool), tf.zeros([b, n], tf.bool)
     context_columns = tf.concat([context_mask, no_targets, no_queries], axis=1)  # what context/targets see
     query_columns = tf.concat([context_mask, target_mask, no_queries], axis=1)  # what queries see
-    allowed = tf.concat([tf.repeat(context_columns[:, None], c + t, axis=1),
-                         tf.repeat(query_columns[:, None], n, axis=1)], axis=1)
+    allowed = tf.concat(
+        [tf.repeat(context_columns[:, None], c + t, axis=1), tf.repeat(query_columns[:, None], n, axis=1)], axis=1
+    )
     x = tf.concat([context, targets, queries], axis=1)
     normed = layer.attention_norm(x)
     attended = layer.attention(normed, normed, attention_mask=allowed)
     x = x + attended * tf.cast(tf.reduce_any(allowed, axis=-1), tf.float32)[..., None]
     x = x + layer.feed_forward(layer.feed_forward_norm(x))
-    return x[:, :c], x[:, c:c + t], x[:, c + t:]
+    return x[:, :c], x[:, c : c + t], x[:, c + t :]
 
 
 def test_mlp_maps_last_axis(rng):
@@ -48,10 +50,12 @@ def test_stream_layer_equals_masked_transformer_over_concatenated_sequence(rng):
     # Episode 0: full context; 1: partly padded; 2: empty context; 3: empty context and no active target.
     context_mask = tf.constant(np.array([[1] * 5, [1, 0, 1, 0, 0], [0] * 5, [0] * 5], bool))
     target_mask = tf.constant(np.array([[1, 0, 1], [0, 1, 0], [1, 1, 1], [0, 0, 0]], bool))
-    tokens, new_queries = layer(tf.concat([context, targets], axis=1), context_mask, queries,
-                                tf.concat([context_mask, target_mask], axis=1))
-    ref_context, ref_targets, ref_queries = masked_full_sequence(layer, context, targets, queries,
-                                                                 context_mask, target_mask)
+    tokens, new_queries = layer(
+        tf.concat([context, targets], axis=1), context_mask, queries, tf.concat([context_mask, target_mask], axis=1)
+    )
+    ref_context, ref_targets, ref_queries = masked_full_sequence(
+        layer, context, targets, queries, context_mask, target_mask
+    )
     np.testing.assert_allclose(tokens[:, :c], ref_context, atol=1e-5)
     np.testing.assert_allclose(tokens[:, c:], ref_targets, atol=1e-5)
     np.testing.assert_allclose(new_queries, ref_queries, atol=1e-5)
@@ -86,15 +90,15 @@ def test_transformer_ignores_padded_context_and_skips_queries(rng):
 def test_token_embedder_shapes_and_padding(rng):
     embedder = TokenEmbedder(num_parameters=4, x_dim=3, y_dim=1, embed_dim=EMBED)
     context_mask = tf.constant([[True, False]])
-    tokens = embedder(normal(rng, 1, 2, 3), normal(rng, 1, 2, 1), context_mask, normal(rng, 1, 5, 3),
-                      normal(rng, 1, 6, 3))
+    tokens = embedder(
+        normal(rng, 1, 2, 3), normal(rng, 1, 2, 1), context_mask, normal(rng, 1, 5, 3), normal(rng, 1, 6, 3)
+    )
     assert tokens["context"].shape == (1, 2, EMBED)
     assert tokens["targets"].shape == (1, 4 + 5, EMBED)
     assert tokens["queries"].shape == (1, 6, EMBED)
     assert np.all(tokens["context"][0, 1].numpy() == 0.0)
     # Parameter tokens are the same learned embedding in every episode.
-    batch2 = embedder(normal(rng, 2, 2, 3), normal(rng, 2, 2, 1), tf.ones([2, 2], tf.bool),
-                      tf.zeros([2, 0, 3]))
+    batch2 = embedder(normal(rng, 2, 2, 3), normal(rng, 2, 2, 1), tf.ones([2, 2], tf.bool), tf.zeros([2, 0, 3]))
     assert "queries" not in batch2
     np.testing.assert_array_equal(batch2["targets"][0], batch2["targets"][1])
     np.testing.assert_array_equal(batch2["targets"][0], tokens["targets"][0, :4])
@@ -118,12 +122,15 @@ def _layer_cases(rng):
     mask = tf.constant(np.array([[1, 1, 0], [1, 0, 0]], bool))
     return [
         (lambda: MLP(16, 5, name="mlp"), lambda layer: layer(x)),
-        (lambda: TokenEmbedder(4, 3, 1, EMBED, hidden_dim=16, name="embedder"),
-         lambda layer: layer(x[..., :3], x[..., :1], mask, x[..., 3:6], x[..., 2:5])),
-        (lambda: TransformerLayer(EMBED, HEADS, FF, name="block"),
-         lambda layer: layer(tf.concat([x, x], axis=1), mask, x, tf.concat([mask, mask], axis=1))),
-        (lambda: AlineTransformer(EMBED, 2, HEADS, FF, name="transformer"),
-         lambda layer: layer(x, x, mask, mask, x)),
+        (
+            lambda: TokenEmbedder(4, 3, 1, EMBED, hidden_dim=16, name="embedder"),
+            lambda layer: layer(x[..., :3], x[..., :1], mask, x[..., 3:6], x[..., 2:5]),
+        ),
+        (
+            lambda: TransformerLayer(EMBED, HEADS, FF, name="block"),
+            lambda layer: layer(tf.concat([x, x], axis=1), mask, x, tf.concat([mask, mask], axis=1)),
+        ),
+        (lambda: AlineTransformer(EMBED, 2, HEADS, FF, name="transformer"), lambda layer: layer(x, x, mask, mask, x)),
         (lambda: MixtureHead(3, hidden_dim=16, min_scale=0.01, name="mixture"), lambda layer: layer(x)),
         (lambda: LogitHead(hidden_dim=16, name="logit"), lambda layer: layer(x)),
     ]

@@ -1,4 +1,5 @@
 """Losses and the rollout: values against hand computations, masks, and the choice rule."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -34,8 +35,9 @@ def test_policy_weights_are_constants_for_the_gradient():
 @pytest.fixture(scope="module")
 def setup():
     task = MigraineTask()
-    model = AlineModel(task.num_parameters, task.x_dim, embed_dim=16, num_layers=1, num_heads=2, ff_dim=32,
-                       num_components=3)
+    model = AlineModel(
+        task.num_parameters, task.x_dim, embed_dim=16, num_layers=1, num_heads=2, ff_dim=32, num_components=3
+    )
     batch = task.sample_episodes(4, 9, seed=tf.constant([3, 1]), num_predictive_targets=2)
     return task, model, batch
 
@@ -43,9 +45,14 @@ def setup():
 def test_target_log_prob_is_the_masked_mean(setup):
     task, model, batch = setup
     tmask = tf.concat([target_mask(task, "sleep", 2, 2), target_mask(task, "predictive", 2, 2)], 0)
-    ctx = {"context_x": batch.query_x[:, :3], "context_y": batch.query_y[:, :3],
-           "context_mask": tf.ones([4, 3], tf.bool), "query_x": batch.query_x, "target_x": batch.target_x,
-           "target_mask": tmask}
+    ctx = {
+        "context_x": batch.query_x[:, :3],
+        "context_y": batch.query_y[:, :3],
+        "context_mask": tf.ones([4, 3], tf.bool),
+        "query_x": batch.query_x,
+        "target_x": batch.target_x,
+        "target_mask": tmask,
+    }
     out = model(ctx)
     got = losses.target_log_prob(model, out, batch, tmask).numpy()
     lq_theta = model.posterior(out).log_prob(batch.theta).numpy()
@@ -84,13 +91,15 @@ def test_rollout_compiles_with_xla_and_matches_graph_mode(setup):
 def test_gumbel_choice_samples_the_softmax():
     logits = tf.constant([[0.0, 1.0, 2.0, -1e9]])
     taken = tf.constant([[False, False, True, False]])
-    picks = np.array([int(choose(logits, taken, choice_noise(tf.constant([i, 0]), 1, 1, 4)[0], "sample")[0])
-                      for i in range(3000)])
+    picks = np.array(
+        [int(choose(logits, taken, choice_noise(tf.constant([i, 0]), 1, 1, 4)[0], "sample")[0]) for i in range(3000)]
+    )
     assert not np.any(picks == 2) and not np.any(picks == 3)  # taken, and probability 0
     expected = np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum()
     freq = np.bincount(picks, minlength=4)[:2] / len(picks)
     np.testing.assert_allclose(freq, expected, atol=0.03)
-    uniform = [int(choose(logits, taken, choice_noise(tf.constant([i, 1]), 1, 1, 4)[0], "random")[0])
-               for i in range(2000)]
+    uniform = [
+        int(choose(logits, taken, choice_noise(tf.constant([i, 1]), 1, 1, 4)[0], "random")[0]) for i in range(2000)
+    ]
     np.testing.assert_allclose(np.bincount(uniform, minlength=4) / 2000, [1 / 3, 1 / 3, 0, 1 / 3], atol=0.04)
     assert int(choose(logits, taken, tf.zeros([1, 4]), "greedy")[0]) == 1

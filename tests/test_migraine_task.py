@@ -1,4 +1,5 @@
 """The migraine joint distribution: episode shapes, exact log density, base rate, NUTS recovery."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,9 +14,15 @@ from tfp_aline.tasks.migraine import MigraineTask
 def test_episode_shapes_and_dtypes(task, seed, batch):
     ep = task.sample_episodes(batch, 50, seed=seed, num_initial_context=3, num_predictive_targets=7)
     d, L = task.x_dim, task.num_parameters
-    expected = dict(theta=[batch, L], query_x=[batch, 50, d], query_y=[batch, 50, 1],
-                    context_x=[batch, 3, d], context_y=[batch, 3, 1], target_x=[batch, 7, d],
-                    target_y=[batch, 7, 1])
+    expected = dict(
+        theta=[batch, L],
+        query_x=[batch, 50, d],
+        query_y=[batch, 50, 1],
+        context_x=[batch, 3, d],
+        context_y=[batch, 3, 1],
+        target_x=[batch, 7, d],
+        target_y=[batch, 7, 1],
+    )
     for name, shape in expected.items():
         value = getattr(ep, name)
         assert value.shape.as_list() == shape and value.dtype == tf.float32, name
@@ -68,13 +75,26 @@ def test_log_posterior_matches_hand_computation(seed, dtype, tol):
     theta = ep.theta + tf.random.stateless_normal(ep.theta.shape, seed, dtype=dtype)  # off the truth
     mask = np.random.default_rng(0).random((6, 40)) < 0.7
     got = task.log_posterior(theta, ep.query_x, ep.query_y, tf.constant(mask)).numpy()
-    want = hand_log_posterior(task, theta.numpy().astype(float), ep.query_x.numpy().astype(float),
-                              ep.query_y.numpy()[..., 0].astype(float), mask)
+    want = hand_log_posterior(
+        task,
+        theta.numpy().astype(float),
+        ep.query_x.numpy().astype(float),
+        ep.query_y.numpy()[..., 0].astype(float),
+        mask,
+    )
     np.testing.assert_allclose(got, want, rtol=tol)
     full = task.log_posterior(theta, ep.query_x, ep.query_y).numpy()
-    np.testing.assert_allclose(full, hand_log_posterior(
-        task, theta.numpy().astype(float), ep.query_x.numpy().astype(float),
-        ep.query_y.numpy()[..., 0].astype(float), np.ones((6, 40))), rtol=tol)
+    np.testing.assert_allclose(
+        full,
+        hand_log_posterior(
+            task,
+            theta.numpy().astype(float),
+            ep.query_x.numpy().astype(float),
+            ep.query_y.numpy()[..., 0].astype(float),
+            np.ones((6, 40)),
+        ),
+        rtol=tol,
+    )
 
 
 def test_log_posterior_broadcasts_over_chains(task, seed):
@@ -110,7 +130,8 @@ def test_nuts_recovers_a_simulated_person(task):
     init = tf.tile(tf.constant(task.prior_mean, tf.float32)[None, None], [chains, 1, 1])
     kernel = tfm.DualAveragingStepSizeAdaptation(
         tfm.NoUTurnSampler(lambda th: task.log_posterior(th, ep.query_x, ep.query_y), step_size=0.1),
-        num_adaptation_steps=400)
+        num_adaptation_steps=400,
+    )
 
     @tf.function(jit_compile=True)
     def run(s):

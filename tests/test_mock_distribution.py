@@ -1,4 +1,5 @@
 """Ticket 001's validation checklist as tests, and the files written by generate-mock."""
+
 import json
 import pickle
 import subprocess
@@ -83,8 +84,14 @@ def test_mock_prior_is_the_model_in_raw_units(task, mock):
 def test_files_load_back_identical(mock, tmp_path):
     paths = mock_mod.save_mock_distribution(mock, tmp_path)
     assert sorted(p.name for p in paths) == sorted(
-        ["mock_distribution.pkl", "mock_distribution.npz", "mock_distribution.json",
-         "mock_distribution.csv", "mock_correlation.png"])
+        [
+            "mock_distribution.pkl",
+            "mock_distribution.npz",
+            "mock_distribution.json",
+            "mock_distribution.csv",
+            "mock_correlation.png",
+        ]
+    )
     with open(tmp_path / "mock_distribution.pkl", "rb") as f:
         from_pkl = pickle.load(f)
     from_npz = mock_mod.load_npz(tmp_path / "mock_distribution.npz")
@@ -124,9 +131,25 @@ def test_same_seed_same_mock_different_seed_different(task, mock):
 
 def test_generate_mock_command_end_to_end(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "tfp_aline", "generate-mock", "--out", str(tmp_path), "--n", "400",
-         "--seed", "1", "--table", str(ROOT / "data" / "migraine_prediction.xlsx")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "tfp_aline",
+            "generate-mock",
+            "--out",
+            str(tmp_path),
+            "--n",
+            "400",
+            "--seed",
+            "1",
+            "--table",
+            str(ROOT / "data" / "migraine_prediction.xlsx"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "base rate" in proc.stdout and "strongest factors" in proc.stdout
     frame = pd.read_csv(tmp_path / "mock_distribution.csv")

@@ -1,4 +1,5 @@
 """Tests of AlineModel: attention rule, symmetries, tfd edges, serialization, XLA, gradient routing, targets."""
+
 import keras
 import numpy as np
 import pytest
@@ -39,10 +40,14 @@ def make_inputs(episodes, mask, rng=None, pad=PAD):
     if rng is not None:
         junk_x, junk_y = 50 * rng.normal(size=junk_x.shape), rng.integers(0, 2, junk_y.shape)
     context_mask = tf.concat([tf.ones([b, episodes.context_x.shape[1]], tf.bool), tf.zeros([b, pad], tf.bool)], 1)
-    return {"context_x": tf.concat([episodes.context_x, tf.cast(junk_x, tf.float32)], 1),
-            "context_y": tf.concat([episodes.context_y, tf.cast(junk_y, tf.float32)], 1),
-            "context_mask": context_mask, "query_x": episodes.query_x, "target_x": episodes.target_x,
-            "target_mask": mask}
+    return {
+        "context_x": tf.concat([episodes.context_x, tf.cast(junk_x, tf.float32)], 1),
+        "context_y": tf.concat([episodes.context_y, tf.cast(junk_y, tf.float32)], 1),
+        "context_mask": context_mask,
+        "query_x": episodes.query_x,
+        "target_x": episodes.target_x,
+        "target_mask": mask,
+    }
 
 
 def assert_outputs_close(a, b, keys, atol=1e-6):
@@ -56,6 +61,7 @@ def all_targets(task):
 
 
 # --- attention rule -------------------------------------------------------------------------------
+
 
 def test_targets_do_not_see_the_query_set(model, episodes, all_targets, rng):
     inputs = make_inputs(episodes, all_targets)
@@ -82,13 +88,15 @@ def test_invariant_to_context_order_and_equivariant_to_candidate_order(model, ep
     out = model(inputs)
     context_order = rng.permutation(N0 + PAD)  # padded slots move too
     candidate_order = rng.permutation(N)
-    shuffled = dict(inputs, **{k: tf.gather(inputs[k], context_order, axis=1)
-                               for k in ("context_x", "context_y", "context_mask")})
+    shuffled = dict(
+        inputs, **{k: tf.gather(inputs[k], context_order, axis=1) for k in ("context_x", "context_y", "context_mask")}
+    )
     shuffled["query_x"] = tf.gather(inputs["query_x"], candidate_order, axis=1)
     out_shuffled = model(shuffled)
     assert_outputs_close(out, out_shuffled, POSTERIOR_KEYS, atol=1e-5)
-    np.testing.assert_allclose(tf.gather(out["policy_logits"], candidate_order, axis=1),
-                               out_shuffled["policy_logits"], atol=1e-5)
+    np.testing.assert_allclose(
+        tf.gather(out["policy_logits"], candidate_order, axis=1), out_shuffled["policy_logits"], atol=1e-5
+    )
 
 
 def test_compute_policy_false_skips_queries(model, episodes, all_targets):
@@ -103,18 +111,24 @@ def test_compute_policy_false_skips_queries(model, episodes, all_targets):
 
 # --- shapes ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("batch_size", [1, 7])
 @pytest.mark.parametrize("num_candidates", [1, 200])
 @pytest.mark.parametrize("target", ["all", (20,)])
 def test_output_shapes_and_empty_context(model, task, batch_size, num_candidates, target):
-    episodes = task.sample_episodes(batch_size, num_candidates, seed=tf.constant([3, 4]), num_initial_context=0,
-                                    num_predictive_targets=2)
+    episodes = task.sample_episodes(
+        batch_size, num_candidates, seed=tf.constant([3, 4]), num_initial_context=0, num_predictive_targets=2
+    )
     inputs = make_inputs(episodes, target_mask(task, target, batch_size, 2), pad=3)  # t = 0: nothing valid
     out = model(inputs)
     k, lp = TINY["num_components"], task.num_parameters
-    expected = {"mixture_logits": (batch_size, lp, k), "mixture_locs": (batch_size, lp, k),
-                "mixture_scales": (batch_size, lp, k), "predictive_logits": (batch_size, 2),
-                "policy_logits": (batch_size, num_candidates)}
+    expected = {
+        "mixture_logits": (batch_size, lp, k),
+        "mixture_locs": (batch_size, lp, k),
+        "mixture_scales": (batch_size, lp, k),
+        "predictive_logits": (batch_size, 2),
+        "policy_logits": (batch_size, num_candidates),
+    }
     assert {key: tuple(v.shape) for key, v in out.items()} == expected
     for value in out.values():
         assert np.all(np.isfinite(value.numpy()))
@@ -131,6 +145,7 @@ def test_no_predictive_targets(model, task):
 
 # --- tfd edges ------------------------------------------------------------------------------------
 
+
 def test_policy_masks_taken_candidates(model, task):
     batch = task.sample_episodes(4, 12, seed=tf.constant([7, 8]), num_initial_context=2)
     out = model(make_inputs(batch, target_mask(task, "all", 4, 0)))
@@ -142,14 +157,14 @@ def test_policy_masks_taken_candidates(model, task):
     assert np.all(np.isfinite(policy.entropy().numpy()))
     masked = np.where(taken.numpy(), -np.inf, out["policy_logits"].numpy())
     np.testing.assert_array_equal(model.select(out, taken, greedy=True), masked.argmax(-1))
-    draws = np.stack([model.select(out, taken, greedy=False, seed=tf.constant([i, 0])).numpy()
-                      for i in range(300)])
+    draws = np.stack([model.select(out, taken, greedy=False, seed=tf.constant([i, 0])).numpy() for i in range(300)])
     assert draws.dtype == np.int32 and draws.shape == (300, 4)
-    assert not np.any(np.take_along_axis(np.broadcast_to(taken.numpy(), (300, 4, 12)),
-                                         draws[..., None], -1))
+    assert not np.any(np.take_along_axis(np.broadcast_to(taken.numpy(), (300, 4, 12)), draws[..., None], -1))
     assert len(np.unique(draws)) > 4  # it samples, not always the argmax
-    np.testing.assert_array_equal(model.select(out, taken, greedy=False, seed=tf.constant([9, 9])),
-                                  model.select(out, taken, greedy=False, seed=tf.constant([9, 9])))
+    np.testing.assert_array_equal(
+        model.select(out, taken, greedy=False, seed=tf.constant([9, 9])),
+        model.select(out, taken, greedy=False, seed=tf.constant([9, 9])),
+    )
     with pytest.raises(ValueError, match="seed"):
         model.select(out, taken, greedy=False)
 
@@ -172,6 +187,7 @@ def test_predictive_is_bernoulli_over_targets(model, episodes, all_targets):
 
 
 # --- serialization and compilation ----------------------------------------------------------------
+
 
 def test_config_round_trip(model):
     config = model.get_config()
@@ -229,6 +245,7 @@ def test_heads_compute_in_float32_under_mixed_precision(episodes, all_targets):
 
 # --- gradient routing -----------------------------------------------------------------------------
 
+
 def _grad_norms(tape, loss, variables):
     grads = tape.gradient(loss, variables)
     return [None if g is None else float(tf.norm(tf.convert_to_tensor(g))) for g in grads]
@@ -244,8 +261,10 @@ def test_policy_loss_never_reaches_inference_head(model, episodes, all_targets):
         reward = tf.stop_gradient(tf.random.stateless_normal([B], seed=[2, 2]))
         surrogate = -tf.reduce_mean(reward * model.policy(out, taken).log_prob(chosen))
     shared = model.embedder.trainable_variables + model.transformer.trainable_variables
-    for norm, var in zip(_grad_norms(tape, nll, shared + model.inference_head.trainable_variables),
-                         shared + model.inference_head.trainable_variables):
+    for norm, var in zip(
+        _grad_norms(tape, nll, shared + model.inference_head.trainable_variables),
+        shared + model.inference_head.trainable_variables,
+    ):
         assert norm is not None and norm > 0, var.path
     for norm in _grad_norms(tape, surrogate, model.inference_head.trainable_variables):
         assert norm is None or norm == 0.0
@@ -254,6 +273,7 @@ def test_policy_loss_never_reaches_inference_head(model, episodes, all_targets):
 
 
 # --- targets --------------------------------------------------------------------------------------
+
 
 def test_target_mask_specs(task):
     groups = task.parameter_groups

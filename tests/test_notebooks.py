@@ -1,4 +1,5 @@
 """The notebooks: committed without outputs, and each runs top to bottom on its smoke settings."""
+
 import nbformat
 import pytest
 from conftest import ROOT
@@ -18,8 +19,9 @@ def test_committed_without_outputs(name):
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(c.outputs == [] and c.execution_count is None for c in code), \
+    assert code and all(c.outputs == [] and c.execution_count is None for c in code), (
         f"{name}: clear the outputs before committing"
+    )
     settings = code[0].source
     smoke = 'os.environ.get("TFP_ALINE_NOTEBOOK_SMOKE") == "1"'
     assert smoke in settings, f"{name}: first code cell is not the settings"
@@ -32,10 +34,15 @@ def test_runs_top_to_bottom(name, tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client = NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK_DIR)}}
+    )
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if a cell fails
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    assert any(o.output_type == "display_data" and "image/png" in o.data
-               for c in nb.cells if c.cell_type == "code" for o in c.outputs), f"{name}: showed no figure"
+    assert any(
+        o.output_type == "display_data" and "image/png" in o.data
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    ), f"{name}: showed no figure"

@@ -1,5 +1,6 @@
 """A quiet start (issue 14, case 14): no absl/oneDNN/CUDA start-up lines on stderr unless asked for,
 one `device:` line of our own, and nothing that hides a GPU or a real error."""
+
 import os
 import re
 import subprocess
@@ -16,8 +17,9 @@ ABSL = re.compile(r"^(?:[IWEF]0000 |WARNING: All log messages before absl)")
 def run_cli(*args, env_extra=None):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", quiet.ENV_VERBOSE)}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "tfp_aline", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tfp_aline", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
 
 
 def test_generate_mock_starts_without_tensorflow_noise(tmp_path):
@@ -62,8 +64,11 @@ def test_noise_filter_drops_start_up_lines_only():
         assert quiet.is_noise(line, driver=False) and quiet.is_noise(line, driver=True), line
     assert quiet.is_noise(cu_init, driver=False)
     assert not quiet.is_noise(cu_init, driver=True)  # with a GPU driver a failing cuInit is a real problem
-    for line in ("E0000 00:00:1.0 1 op.cc:1] something actually broke", "Traceback (most recent call last):",
-                 "ImportError: libcudnn.so.9: cannot open shared object file"):
+    for line in (
+        "E0000 00:00:1.0 1 op.cc:1] something actually broke",
+        "Traceback (most recent call last):",
+        "ImportError: libcudnn.so.9: cannot open shared object file",
+    ):
         assert not quiet.is_noise(line, driver=False), line
 
 

@@ -1,4 +1,5 @@
 """README.md: the generated CLI reference is current, and the files it points to exist."""
+
 import importlib.util
 import re
 import subprocess
@@ -45,7 +46,7 @@ def test_check_mode_flags_a_stale_readme_and_the_script_fixes_it(tmp_path):
 
 def test_every_subcommand_is_in_the_reference():
     text = README.read_text(encoding="utf-8")
-    block = text[text.index(cli_reference.START):text.index(cli_reference.END)]
+    block = text[text.index(cli_reference.START) : text.index(cli_reference.END)]
     from tfp_aline.cli import build_parser
 
     for action in build_parser()._actions:

@@ -1,4 +1,5 @@
 """Tests of the fixed-shape rollout state: buffer writes, and a compiled select -> observe loop."""
+
 import keras
 import numpy as np
 import pytest
@@ -30,8 +31,9 @@ def rollout(model, batch, mask, horizon, greedy, seed):
     state = initial_state(batch, horizon)
     for t in tf.range(horizon):
         outputs = model(model_inputs(state, batch, mask))
-        index = model.select(outputs, state.taken, greedy=greedy,
-                             seed=tf.random.experimental.stateless_fold_in(seed, t))
+        index = model.select(
+            outputs, state.taken, greedy=greedy, seed=tf.random.experimental.stateless_fold_in(seed, t)
+        )
         state = observe(state, batch, index)
     return state, model(model_inputs(state, batch, mask), compute_policy=False)
 
@@ -60,7 +62,7 @@ def test_observe_writes_next_slot(episodes):
         assert np.flatnonzero(state.taken[b]).tolist() == sorted({int(first[b]), int(second[b])})
     assert state.context_mask.numpy().tolist() == [[True] * (N0 + 2) + [False] * (T - 2)] * B
     np.testing.assert_array_equal(state.context_x[:, :N0], episodes.context_x)
-    assert np.all(state.context_x[:, N0 + 2:].numpy() == 0)
+    assert np.all(state.context_x[:, N0 + 2 :].numpy() == 0)
 
 
 def test_model_inputs(task, episodes):
@@ -93,8 +95,10 @@ def test_compiled_rollout_matches_eager(model, task, episodes):
 def test_sampled_rollout_never_repeats_a_candidate(model, task):
     horizon = 6
     batch = task.sample_episodes(16, horizon, seed=tf.constant([5, 6]))  # the whole pool gets taken
-    run = tf.function(lambda batch: rollout(model, batch, target_mask(task, "all", 16, 0), horizon, False,
-                                            tf.constant([7, 8])), jit_compile=True)
+    run = tf.function(
+        lambda batch: rollout(model, batch, target_mask(task, "all", 16, 0), horizon, False, tf.constant([7, 8])),
+        jit_compile=True,
+    )
     state, out = run(batch)
     assert state.taken.numpy().all() and state.context_mask.numpy().all()
     picked = np.sort(state.context_x.numpy(), axis=1)

@@ -1,5 +1,6 @@
 """Runs that end badly (issue 14, cases 1-5): evaluate on SIGTERM, unreadable checkpoints, resumes that
 do not fit, runs without model.keras, run dirs that would be overwritten. Each ends with one line."""
+
 import os
 import shutil
 import signal
@@ -47,8 +48,19 @@ def stderr_lines(capsys):
 
 
 # ---- 1: evaluate on SIGTERM ------------------------------------------------------------------------
-EVAL_ARGS = ["--episodes", "4", "--baseline-episodes", "2", "--methods", "policy", "random", "--targets", "all",
-             "--no-exact", "--no-progress"]
+EVAL_ARGS = [
+    "--episodes",
+    "4",
+    "--baseline-episodes",
+    "2",
+    "--methods",
+    "policy",
+    "random",
+    "--targets",
+    "all",
+    "--no-exact",
+    "--no-progress",
+]
 
 
 def test_evaluate_sigterm_keeps_the_finished_runs_and_leaves_out_alone(run_copy, tmp_path, capsys, monkeypatch):
@@ -79,9 +91,25 @@ def test_evaluate_sigterm_keeps_the_finished_runs_and_leaves_out_alone(run_copy,
 
 
 def test_evaluate_process_sigterm_exits_143_with_one_line(run_copy, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "tfp_aline", "evaluate", "--run", str(run_copy), "--out",
-                             str(tmp_path / "eval"), "--episodes", "64", "--no-progress"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tfp_aline",
+            "evaluate",
+            "--run",
+            str(run_copy),
+            "--out",
+            str(tmp_path / "eval"),
+            "--episodes",
+            "64",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -99,7 +127,7 @@ def test_evaluate_process_sigterm_exits_143_with_one_line(run_copy, tmp_path):
 
 def test_readme_says_which_signals_are_safe():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Signals and bad input"):text.index("## CLI reference")]
+    section = text[text.index("## Signals and bad input") : text.index("## CLI reference")]
     for word in ("`train` and `evaluate` are safe to stop", "SIGTERM", "SIGHUP", "SIGINT", "SIGKILL"):
         assert word in section, word
 
@@ -112,8 +140,13 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous_with_one_warning
     (run_copy / "model.keras").unlink()
     run = load_run(run_copy)  # what evaluate and advise do without model.keras
     warning, which = stderr_lines(capsys)
-    assert warning.startswith(f"warning: {run_copy / 'checkpoints' / 'ckpt-6'} is unreadable: {data.name} is "
-                              "truncated or damaged (IndexError") and "previous checkpoint ckpt-4 (epoch 4)" in warning
+    assert (
+        warning.startswith(
+            f"warning: {run_copy / 'checkpoints' / 'ckpt-6'} is unreadable: {data.name} is "
+            "truncated or damaged (IndexError"
+        )
+        and "previous checkpoint ckpt-4 (epoch 4)" in warning
+    )
     assert "using its checkpoint ckpt-4, epoch 4 of 6" in which
     import tensorflow as tf
 
@@ -145,11 +178,14 @@ def test_no_readable_checkpoint_is_one_error_naming_each_file(run_copy, capsys):
 
 
 # ---- 3: resumes that do not fit the run ------------------------------------------------------------
-@pytest.mark.parametrize("overrides,expected", [
-    (["network.embed_dim=32"], "network.embed_dim: 16 in the run, 32 now"),
-    (["episodes.horizon=3", "seed=5"], "seed: 0 in the run, 5 now; episodes.horizon: 4 in the run, 3 now"),
-    (["training.epochs=3"], "training.epochs = 3 is below epoch 6 that its checkpoint ckpt-6 reached"),
-])
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        (["network.embed_dim=32"], "network.embed_dim: 16 in the run, 32 now"),
+        (["episodes.horizon=3", "seed=5"], "seed: 0 in the run, 5 now; episodes.horizon: 4 in the run, 3 now"),
+        (["training.epochs=3"], "training.epochs = 3 is below epoch 6 that its checkpoint ckpt-6 reached"),
+    ],
+)
 def test_resume_that_does_not_fit_is_refused_before_touching_anything(run_copy, capsys, overrides, expected):
     before = snapshot(run_copy)
     argv = ["train", "--resume", "--logdir", str(run_copy), "--no-progress", "--no-eval"]

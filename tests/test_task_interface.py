@@ -1,5 +1,6 @@
 """The Task interface: TFP pieces in, sampling and log posterior derived; configs by name or import
 path with each task's own validated options; evaluation asks the task, never its name."""
+
 import re
 
 import numpy as np
@@ -47,7 +48,7 @@ def test_a_user_task_gets_episodes_and_an_exact_log_posterior():
     th, x, y, m = ep.theta.numpy(), ep.query_x.numpy(), ep.query_y.numpy()[..., 0], mask.numpy()
     mean = np.einsum("bnd,bd->bn", x, th)
     log_lik = -0.5 * ((y - mean) / 0.5) ** 2 - np.log(0.5 * np.sqrt(2 * np.pi))
-    want = (-0.5 * th ** 2 - 0.5 * np.log(2 * np.pi)).sum(-1) + (log_lik * m).sum(-1)
+    want = (-0.5 * th**2 - 0.5 * np.log(2 * np.pi)).sum(-1) + (log_lik * m).sum(-1)
     np.testing.assert_allclose(got, want, rtol=1e-5)
     with pytest.raises(ConfigError, match="continuous outcomes: predictive targets"):
         task.check_predictive(3)
@@ -85,8 +86,9 @@ def test_evaluation_asks_the_task_for_its_methods(migraine_task):
     assert available_methods(migraine_task)[-2:] == ("greedy-eig", "greedy-epig")
     assert available_methods(LinearGaussian()) == ("policy", "random")  # no binary predictive head
     assert applicable("greedy-eig", "all", migraine_task) and not applicable("greedy-eig", "predictive", migraine_task)
-    assert applicable("greedy-epig", "predictive", migraine_task) and not applicable("greedy-epig", "sleep",
-                                                                                      migraine_task)
+    assert applicable("greedy-epig", "predictive", migraine_task) and not applicable(
+        "greedy-epig", "sleep", migraine_task
+    )
 
 
 def test_no_branch_on_a_task_name_outside_the_task_modules():

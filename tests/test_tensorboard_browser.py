@@ -6,6 +6,7 @@ page is built from web components whose text sits in shadow roots, which `chromi
 out, so the test reads the page's text with a script instead. Debian: `apt-get install chromium
 chromium-driver`.
 """
+
 import base64
 import json
 import shutil
@@ -75,8 +76,22 @@ def tensorboard(smoke_run_dir, tmp_path_factory):
     port = free_port()
     log = open(logdir.parent / "tensorboard.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-         "--port", str(port), "--reload_interval", "1"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload_interval",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: RUN_NAME in get_json(f"{base}/data/runs"), 90, "TensorBoard to list the run")
@@ -103,8 +118,9 @@ class WebDriver:
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.load(response)["value"]
 
@@ -126,17 +142,29 @@ def test_scalars_page_in_headless_chromium(tensorboard, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_binary = shutil.which("chromedriver")
     if chromium is None or driver_binary is None:
-        pytest.skip("needs the `chromium` and `chromedriver` binaries "
-                    "(Debian: apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "needs the `chromium` and `chromedriver` binaries (Debian: apt-get install chromium chromium-driver)"
+        )
     port = free_port()
-    driver_process = subprocess.Popen([driver_binary, f"--port={port}"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+    driver_process = subprocess.Popen(
+        [driver_binary, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     browser = WebDriver(port)
     try:
         wait_for(lambda: browser.call("GET", "/status")["ready"], 30, "chromedriver")
-        browser.start(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                 "--disable-dev-shm-usage", "--no-first-run", "--window-size=1400,1000",
-                                 f"--user-data-dir={tmp_path / 'profile'}"])
+        browser.start(
+            chromium,
+            [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path / 'profile'}",
+            ],
+        )
         browser.run("POST", "url", {"url": f"{tensorboard}/#scalars"})
 
         def page_lists_run_and_losses():

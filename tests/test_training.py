@@ -1,4 +1,5 @@
 """The training loop on the smoke config: logs, checkpoints and resume, crashes, non-finite values, devices."""
+
 import math
 import os
 import signal
@@ -19,8 +20,18 @@ from tfp_aline.training import trainer as trainer_mod
 from tfp_aline.training.trainer import Trainer, TrainingError
 
 SMOKE = ROOT / "configs" / "smoke.yaml"
-SCALARS = ("loss/nll", "loss/policy", "loss/total", "logq/t0", "logq/t1", "logq/tmid", "logq/tT",
-           "optim/lr", "optim/grad_norm", "perf/epochs_per_s")
+SCALARS = (
+    "loss/nll",
+    "loss/policy",
+    "loss/total",
+    "logq/t0",
+    "logq/t1",
+    "logq/tmid",
+    "logq/tT",
+    "optim/lr",
+    "optim/grad_norm",
+    "perf/epochs_per_s",
+)
 POLICY_SCALARS = ("reward/mean", "policy/entropy")  # only the policy phase has choices of its own
 
 
@@ -139,14 +150,36 @@ def test_mixed_precision_trains_with_float32_variables_and_heads(tmp_path):
 
 def train_process(logdir, *extra):
     return subprocess.Popen(
-        [sys.executable, "-m", "tfp_aline", "train", "--config", str(SMOKE), "--logdir", str(logdir),
-         "--no-progress", *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tfp_aline",
+            "train",
+            "--config",
+            str(SMOKE),
+            "--logdir",
+            str(logdir),
+            "--no-progress",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_sigkill_then_resume(tmp_path):
     logdir = tmp_path / "run"
-    proc = train_process(logdir, "--set", "training.epochs=100000", "--set", "logging.checkpoint_every=1",
-                         "--set", "logging.images_every=100000")
+    proc = train_process(
+        logdir,
+        "--set",
+        "training.epochs=100000",
+        "--set",
+        "logging.checkpoint_every=1",
+        "--set",
+        "logging.images_every=100000",
+    )
     deadline = time.time() + 240
     while not list((logdir / "checkpoints").glob("ckpt-3.index")) and time.time() < deadline:
         time.sleep(0.5)
@@ -155,8 +188,7 @@ def test_sigkill_then_resume(tmp_path):
     reached = tf.train.latest_checkpoint(str(logdir / "checkpoints"))
     assert reached is not None, "no checkpoint was written before the deadline"
     done = int(reached.rsplit("-", 1)[1])
-    resumed = train_process(logdir, "--resume", "--set", f"training.epochs={done + 2}", "--set",
-                            "evaluation.people=8")
+    resumed = train_process(logdir, "--resume", "--set", f"training.epochs={done + 2}", "--set", "evaluation.people=8")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     assert f"resuming at epoch {done}" in out and f"trained {done + 2} epochs" in out
@@ -180,8 +212,17 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_save_the_epoch_reached_and_resume_continues(tmp_path, signum):
     logdir = tmp_path / "run"
-    proc = train_process(logdir, "--set", "training.epochs=100000", "--set", "logging.checkpoint_every=100000",
-                         "--set", "logging.scalars_every=1", "--set", "logging.images_every=100000")
+    proc = train_process(
+        logdir,
+        "--set",
+        "training.epochs=100000",
+        "--set",
+        "logging.checkpoint_every=100000",
+        "--set",
+        "logging.scalars_every=1",
+        "--set",
+        "logging.images_every=100000",
+    )
     deadline = time.time() + 240
     while not list(logdir.glob("events.out.tfevents.*")) and time.time() < deadline:
         time.sleep(0.5)
@@ -220,15 +261,23 @@ MIRRORED = textwrap.dedent("""
 def test_mirrored_strategy_matches_one_device(tmp_path):
     import json
 
-    proc = subprocess.run([sys.executable, "-c", MIRRORED, str(SMOKE), str(tmp_path)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(SMOKE), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["default"]["replicas"] == 1 and out["mirrored"]["replicas"] == 2
     for phase in ("warm", "policy"):
         for key in ("loss/total", "loss/nll", "loss/policy", "optim/grad_norm"):
-            assert out["mirrored"][phase][key] == pytest.approx(out["default"][phase][key], rel=1e-4, abs=1e-5), \
-                (phase, key)
+            assert out["mirrored"][phase][key] == pytest.approx(out["default"][phase][key], rel=1e-4, abs=1e-5), (
+                phase,
+                key,
+            )
 
 
 def test_validation_records_the_gap_to_the_exact_posterior(tmp_path):
@@ -250,8 +299,9 @@ def test_validation_records_the_gap_to_the_exact_posterior(tmp_path):
     assert hours == sorted(hours) and hours[-1] > 0
     tags = set(read_events(result.logdir).Tags()["tensors"])
     assert {f"validation/{g}/rmse_ratio_t4" for g in groups} <= tags
-    resumed = Trainer(smoke("training.epochs=6", "logging.validate_every=2", "logging.validation_people=8"),
-                      tmp_path, resume=True)
+    resumed = Trainer(
+        smoke("training.epochs=6", "logging.validate_every=2", "logging.validation_people=8"), tmp_path, resume=True
+    )
     assert float(resumed.train_seconds.numpy()) == pytest.approx(hours[-1] * 3600, rel=1e-2)
     resumed.fit(progress=False)
     epochs = [int(line.split(",")[0]) for line in (result.logdir / "validation.csv").read_text().splitlines()[1:]]

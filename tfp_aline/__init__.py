@@ -1,4 +1,5 @@
 """tfp_aline: ALINE (joint amortized inference and active data acquisition) with TensorFlow Probability."""
+
 import os
 
 # The user's own level, before the default below: `tfp-aline --verbose` gives it back (quiet.py).

@@ -1,4 +1,5 @@
 """`python -m tfp_aline` runs the command line."""
+
 import sys
 
 from tfp_aline.cli import main

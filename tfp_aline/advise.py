@@ -1,4 +1,5 @@
 """Advice for one person from a trained run: trigger posteriors, migraine risk and the next day to ask about."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,7 @@ tfd = tfp.distributions
 QUANTILES = (0.05, 0.95)
 
 
-def raw_forward(model, mean, std, context_x, context_y, context_mask, target_x, target_mask, query_x=None,
-                taken=None):
+def raw_forward(model, mean, std, context_x, context_y, context_mask, target_x, target_mask, query_x=None, taken=None):
     """The network on raw-unit inputs; shared by `Advisor` and the exported SavedModel.
 
     context_x [B, C, D] raw units, context_y [B, C] 0/1, context_mask [B, C] bool, target_x [B, M, D],
@@ -31,17 +31,25 @@ def raw_forward(model, mean, std, context_x, context_y, context_mask, target_x, 
     of mixture_logits/locs/scales [B, L, K], predictive_logits/probs [B, M] and, with query_x,
     policy_logits/probs [B, N] (taken candidates get logit TAKEN_LOGIT and probability 0).
     """
+
     # Standardising inside the graph lets callers (and TensorFlow Serving) send raw units.
     def z(x):
         return (x - mean) / std
 
-    inputs = {"context_x": z(context_x), "context_y": context_y[..., None],
-              "context_mask": context_mask, "target_x": z(target_x), "target_mask": target_mask}
+    inputs = {
+        "context_x": z(context_x),
+        "context_y": context_y[..., None],
+        "context_mask": context_mask,
+        "target_x": z(target_x),
+        "target_mask": target_mask,
+    }
     if query_x is not None:
         inputs["query_x"] = z(query_x)
     out = model(inputs, compute_policy=query_x is not None, training=False)
-    result = {k: tf.cast(out[k], tf.float32) for k in ("mixture_logits", "mixture_locs", "mixture_scales",
-                                                       "predictive_logits")}
+    result = {
+        k: tf.cast(out[k], tf.float32)
+        for k in ("mixture_logits", "mixture_locs", "mixture_scales", "predictive_logits")
+    }
     result["predictive_probs"] = tf.sigmoid(result["predictive_logits"])
     if query_x is not None:
         logits = tf.cast(AlineModel.masked_policy_logits(out, taken), tf.float32)
@@ -108,18 +116,27 @@ class Advice:
         """q(theta_l | reported days) for all L parameters: a Gaussian mixture, batch shape [L]."""
         # Built on first use: constructing tfd objects costs about as much as the network call.
         o = self.outputs
-        return tfd.MixtureSameFamily(tfd.Categorical(logits=o["mixture_logits"][0]),
-                                     tfd.Normal(o["mixture_locs"][0], o["mixture_scales"][0]))
+        return tfd.MixtureSameFamily(
+            tfd.Categorical(logits=o["mixture_logits"][0]), tfd.Normal(o["mixture_locs"][0], o["mixture_scales"][0])
+        )
 
     def to_dict(self) -> dict:
         """Plain JSON-able content (no tfd objects; the mixtures as lists)."""
-        return {"source": self.source, "target": self.target if isinstance(self.target, str) else list(self.target),
-                "capacity": self.capacity, "max_context": self.max_context, "used_days": self.used_days,
-                "dropped_days": self.dropped_days, "warnings": list(self.warnings),
-                "triggers": _records(self.triggers), "risk": _records(self.risk),
-                "next_questions": _records(self.next_questions),
-                "posterior_mixture": {k: self.outputs[k][0].tolist()
-                                      for k in ("mixture_logits", "mixture_locs", "mixture_scales")}}
+        return {
+            "source": self.source,
+            "target": self.target if isinstance(self.target, str) else list(self.target),
+            "capacity": self.capacity,
+            "max_context": self.max_context,
+            "used_days": self.used_days,
+            "dropped_days": self.dropped_days,
+            "warnings": list(self.warnings),
+            "triggers": _records(self.triggers),
+            "risk": _records(self.risk),
+            "next_questions": _records(self.next_questions),
+            "posterior_mixture": {
+                k: self.outputs[k][0].tolist() for k in ("mixture_logits", "mixture_locs", "mixture_scales")
+            },
+        }
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -143,8 +160,7 @@ class Advisor:
     def __init__(self, run):
         task = run.task
         if task.feature_table is None:
-            raise TfpAlineError(f"{run.path}: advise needs a run with a feature table (task "
-                                f"{task.name!r} has none)")
+            raise TfpAlineError(f"{run.path}: advise needs a run with a feature table (task {task.name!r} has none)")
         self.run, self.task, self.model, self.table = run, task, run.model, task.feature_table
         e = run.cfg.episodes
         # The model saw at most N0 + T observed days per episode during training.
@@ -160,8 +176,9 @@ class Advisor:
         return cls(load_run(run_dir))
 
     def _call(self, context_x, context_y, context_mask, target_x, target_mask, query_x, taken):
-        return raw_forward(self.model, self._mean, self._std, context_x, context_y, context_mask,
-                           target_x, target_mask, query_x, taken)
+        return raw_forward(
+            self.model, self._mean, self._std, context_x, context_y, context_mask, target_x, target_mask, query_x, taken
+        )
 
     def read(self, source, outcome=True) -> PersonHistory:
         """A CSV path or DataFrame -> PersonHistory checked against this run's feature table."""
@@ -186,16 +203,22 @@ class Advisor:
         used, dropped = h.context_indices(cap)
         new = []
         if cap > self.capacity:
-            new.append(f"max_context {cap} exceeds the {self.capacity} observed days the model was "
-                       "trained with; the network has to extrapolate")
+            new.append(
+                f"max_context {cap} exceeds the {self.capacity} observed days the model was "
+                "trained with; the network has to extrapolate"
+            )
         if len(dropped):
             since = f" ({h.labels()[used[0]]} onwards)" if len(used) else ""
-            new.append(f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
-                       f"reported days, so the {len(used)} most recent are used{since}")
+            new.append(
+                f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
+                f"reported days, so the {len(used)} most recent are used{since}"
+            )
         if len(used) == 0 and self.run.cfg.episodes.num_initial_context == 0:
             # Training scores the posterior only after the first query, never on an empty context.
-            new.append("no reported day is used: the model was never trained without any, so its posterior "
-                       "is a rough guess; the prior is in the prior_mean/prior_sd columns")
+            new.append(
+                "no reported day is used: the model was never trained without any, so its posterior "
+                "is a rough guess; the prior is in the prior_mean/prior_sd columns"
+            )
         for msg in new:
             warnings.warn(msg, HistoryWarning, stacklevel=2)
         notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new
@@ -205,8 +228,8 @@ class Advisor:
         context_x = np.zeros((1, slots, d), np.float32)
         context_y = np.zeros((1, slots), np.float32)
         context_mask = np.zeros((1, slots), bool)
-        context_x[0, :len(used)], context_y[0, :len(used)] = h.raw[used], h.y[used]
-        context_mask[0, :len(used)] = True
+        context_x[0, : len(used)], context_y[0, : len(used)] = h.raw[used], h.y[used]
+        context_mask[0, : len(used)] = True
 
         open_days = np.flatnonzero(~h.reported)
         future_raw = np.zeros((0, d)) if future is None else future.raw
@@ -216,8 +239,15 @@ class Advisor:
         # With nothing left to ask, one dummy candidate keeps a single compiled graph; it is ignored.
         query_x = (h.raw[open_days] if len(open_days) else np.zeros((1, d)))[None].astype(np.float32)
         taken = np.zeros(query_x.shape[:2], bool)
-        inputs = dict(context_x=context_x, context_y=context_y, context_mask=context_mask,
-                      target_x=target_x, target_mask=tmask, query_x=query_x, taken=taken)
+        inputs = dict(
+            context_x=context_x,
+            context_y=context_y,
+            context_mask=context_mask,
+            target_x=target_x,
+            target_mask=tmask,
+            query_x=query_x,
+            taken=taken,
+        )
         outputs = {k: v.numpy() for k, v in self._forward(**inputs).items()}
         return self._advice(h, future, target, outputs, inputs, used, dropped, cap, notes, open_days)
 
@@ -240,17 +270,28 @@ class Advisor:
         for group, idx in self.task.parameter_groups.items():
             for i in idx:
                 category[i] = group
-        triggers = pd.DataFrame({"parameter": self.task.parameter_names, "category": category, "mean": mean,
-                                 "sd": sd, "q05": q[:, 0], "q95": q[:, 1],
-                                 "prior_mean": self.task.prior_mean, "prior_sd": self.task.prior_std})
+        triggers = pd.DataFrame(
+            {
+                "parameter": self.task.parameter_names,
+                "category": category,
+                "mean": mean,
+                "sd": sd,
+                "q05": q[:, 0],
+                "q95": q[:, 1],
+                "prior_mean": self.task.prior_mean,
+                "prior_sd": self.task.prior_std,
+            }
+        )
 
         p = out["predictive_probs"][0].astype(float)
         labels = h.labels()
         days = [_day(labels[i], h.rows[i], None if h.dates is None else h.dates[i]) for i in open_days]
         if future is not None:
             flabels = future.labels()
-            days += [_day(flabels[i], future.rows[i], None if future.dates is None else future.dates[i], "future")
-                     for i in range(future.num_days)]
+            days += [
+                _day(flabels[i], future.rows[i], None if future.dates is None else future.dates[i], "future")
+                for i in range(future.num_days)
+            ]
         risk = pd.DataFrame(days, columns=["day", "kind", "row", "date"]).assign(p_migraine=p)
 
         n = len(open_days)
@@ -261,9 +302,20 @@ class Advisor:
         questions.insert(4, "probability", policy[order])
         if n == 0:
             notes.append("every day is reported: there is nothing left to ask about")
-        return Advice(triggers=triggers, risk=risk, next_questions=questions, target=target,
-                      used_days=len(used), dropped_days=len(dropped), capacity=self.capacity, max_context=cap,
-                      source=h.source, warnings=notes, inputs=inputs, outputs=out)
+        return Advice(
+            triggers=triggers,
+            risk=risk,
+            next_questions=questions,
+            target=target,
+            used_days=len(used),
+            dropped_days=len(dropped),
+            capacity=self.capacity,
+            max_context=cap,
+            source=h.source,
+            warnings=notes,
+            inputs=inputs,
+            outputs=out,
+        )
 
 
 def _day(label, row, date, kind="unreported"):
@@ -273,24 +325,34 @@ def _day(label, row, date, kind="unreported"):
 def format_advice(advice: Advice, top: int = 5) -> str:
     """A readable text report: triggers with 90% intervals, risk per day, the top questions."""
     a = advice
-    lines = [f"advice for {a.source}: {a.used_days} reported day(s) used"
-             + (f", {a.dropped_days} older left out (at most {a.max_context} are used)" if a.dropped_days else "")
-             + f"; target: {a.target if isinstance(a.target, str) else ', '.join(a.target)}"]
+    lines = [
+        f"advice for {a.source}: {a.used_days} reported day(s) used"
+        + (f", {a.dropped_days} older left out (at most {a.max_context} are used)" if a.dropped_days else "")
+        + f"; target: {a.target if isinstance(a.target, str) else ', '.join(a.target)}"
+    ]
     lines += [f"warning: {w}" for w in a.warnings]
     t = a.triggers.copy()
     t["90% interval"] = [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(t.q05, t.q95)]
     t = t[["parameter", "category", "mean", "90% interval", "prior_mean"]]
-    lines += ["", "trigger weights (logit change per SD of the factor; baseline: logit of a typical day):",
-              t.to_string(index=False, float_format=lambda v: f"{v:+.2f}")]
+    lines += [
+        "",
+        "trigger weights (logit change per SD of the factor; baseline: logit of a typical day):",
+        t.to_string(index=False, float_format=lambda v: f"{v:+.2f}"),
+    ]
     if len(a.risk):
         r = a.risk[["day", "kind", "p_migraine"]]
-        lines += ["", "p(migraine) on days without a report:",
-                  r.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+        lines += [
+            "",
+            "p(migraine) on days without a report:",
+            r.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        ]
     if len(a.next_questions):
         qn = a.next_questions.head(top)[["rank", "day", "probability", "p_migraine"]]
-        lines += ["", f"ask about next (policy probability; top {len(qn)} of {len(a.next_questions)}):",
-                  qn.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+        lines += [
+            "",
+            f"ask about next (policy probability; top {len(qn)} of {len(a.next_questions)}):",
+            qn.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        ]
     else:
         lines += ["", "no unreported days left to ask about"]
     return "\n".join(lines)
-

@@ -3,6 +3,7 @@
 Every file or folder the package writes goes through here, so an interrupted write never
 leaves a half-written result in place of a good one.
 """
+
 import contextlib
 import os
 import shutil

@@ -1,4 +1,5 @@
 """Choosing the next query among the untaken candidates: the one rule for training, evaluation and advice."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -15,8 +16,9 @@ def choice_noise(seed, horizon: int, batch_size, num_candidates: int):
     Drawn per episode up front, so that splitting a batch across devices changes no choice, and
     so that sampling is an argmax (XLA-friendly, unlike the multinomial op with 64-bit seeds).
     """
-    return -tf.math.log(-tf.math.log(tf.random.stateless_uniform(
-        [horizon, batch_size, num_candidates], seed, minval=1e-20, maxval=1.0)))
+    return -tf.math.log(
+        -tf.math.log(tf.random.stateless_uniform([horizon, batch_size, num_candidates], seed, minval=1e-20, maxval=1.0))
+    )
 
 
 def choose(logits, taken, noise, mode: str):
@@ -29,11 +31,11 @@ def choose(logits, taken, noise, mode: str):
         raise ValueError(f"mode {mode!r}: expected one of {MODES}")
     score = {"random": lambda: noise, "sample": lambda: logits + noise, "greedy": lambda: logits}[mode]()
     score = tf.convert_to_tensor(score)
-    return tf.argmax(tf.where(tf.cast(taken, tf.bool), tf.constant(TAKEN_LOGIT, score.dtype), score), -1,
-                     output_type=tf.int32)
+    return tf.argmax(
+        tf.where(tf.cast(taken, tf.bool), tf.constant(TAKEN_LOGIT, score.dtype), score), -1, output_type=tf.int32
+    )
 
 
 def choose_best(scores, taken) -> np.ndarray:
     """The greedy choice of a method's numpy scores: scores [B, N], taken [B, N] bool -> [B] int32."""
-    return choose(tf.constant(np.asarray(scores, np.float64)), tf.constant(np.asarray(taken)), None,
-                  "greedy").numpy()
+    return choose(tf.constant(np.asarray(scores, np.float64)), tf.constant(np.asarray(taken)), None, "greedy").numpy()

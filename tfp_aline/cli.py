@@ -1,4 +1,5 @@
 """The `tfp-aline` command line: one subcommand per job."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,15 @@ from tfp_aline.paths import check_output_dir
 
 
 def _add_generate_mock(sub):
-    p = sub.add_parser("generate-mock",
-                       help="build the mock distribution (prior, simulated days, mock posterior) from the table",
-                       description="Simulate days from the migraine model and write the mock distribution "
-                                   "(pkl, npz + json, csv, correlation heatmap).")
-    p.add_argument("--table", type=Path, default=None,
-                   help="feature table (.xlsx or .csv); default: data/migraine_prediction.xlsx")
+    p = sub.add_parser(
+        "generate-mock",
+        help="build the mock distribution (prior, simulated days, mock posterior) from the table",
+        description="Simulate days from the migraine model and write the mock distribution "
+        "(pkl, npz + json, csv, correlation heatmap).",
+    )
+    p.add_argument(
+        "--table", type=Path, default=None, help="feature table (.xlsx or .csv); default: data/migraine_prediction.xlsx"
+    )
     p.add_argument("--sheet", default=None, help="worksheet name (default: the first)")
     p.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: data/)")
     p.add_argument("--n", type=int, default=5000, help="number of simulated days (default: 5000)")
@@ -47,17 +51,28 @@ def run_generate_mock(args) -> int:
 
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train an ALINE model (warm-up, then policy gradient)",
-                       description="Train on simulated episodes; logs to TensorBoard, checkpoints, "
-                                   "saves model.keras and the resolved config in the run dir.")
-    p.add_argument("--config", type=Path, default=None,
-                   help="YAML config (required unless --resume reads the run dir's config.yaml)")
-    p.add_argument("--logdir", type=Path, default=None,
-                   help="run dir (default: runs/<config-name>-<timestamp>/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set training.epochs=50 (repeatable)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --logdir from its latest checkpoint")
+    p = sub.add_parser(
+        "train",
+        help="train an ALINE model (warm-up, then policy gradient)",
+        description="Train on simulated episodes; logs to TensorBoard, checkpoints, "
+        "saves model.keras and the resolved config in the run dir.",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML config (required unless --resume reads the run dir's config.yaml)",
+    )
+    p.add_argument("--logdir", type=Path, default=None, help="run dir (default: runs/<config-name>-<timestamp>/)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.epochs=50 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --logdir from its latest checkpoint")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the short evaluation after training")
@@ -70,24 +85,38 @@ def run_train(args) -> int:
     quiet.import_tensorflow()
     from tfp_aline.training.main_job import train_command
 
-    return train_command(config=args.config, logdir=args.logdir, overrides=args.overrides,
-                         resume=args.resume, seed=args.seed, progress=not args.no_progress,
-                         evaluate=not args.no_eval)
+    return train_command(
+        config=args.config,
+        logdir=args.logdir,
+        overrides=args.overrides,
+        resume=args.resume,
+        seed=args.seed,
+        progress=not args.no_progress,
+        evaluate=not args.no_eval,
+    )
 
 
 def _add_advise(sub):
-    p = sub.add_parser("advise", help="advice for one person: trigger weights, risk, the next day to ask about",
-                       description="Read a person's days (CSV: one column per feature in raw units, optional "
-                                   "'date', 'migraine' = 1/0/empty) and print the posterior of each trigger "
-                                   "weight, p(migraine) for unreported and future days, and which day to ask "
-                                   "about next.")
+    p = sub.add_parser(
+        "advise",
+        help="advice for one person: trigger weights, risk, the next day to ask about",
+        description="Read a person's days (CSV: one column per feature in raw units, optional "
+        "'date', 'migraine' = 1/0/empty) and print the posterior of each trigger "
+        "weight, p(migraine) for unreported and future days, and which day to ask "
+        "about next.",
+    )
     p.add_argument("--run", type=Path, required=True, help="trained run dir (config.yaml + model.keras)")
     p.add_argument("--history", type=Path, required=True, help="the person's days as CSV")
-    p.add_argument("--target", default="all",
-                   help="all (default), a category (e.g. sleep), a parameter name, or predictive")
+    p.add_argument(
+        "--target", default="all", help="all (default), a category (e.g. sleep), a parameter name, or predictive"
+    )
     p.add_argument("--future", type=Path, default=None, help="CSV of coming days (features only) to predict")
-    p.add_argument("--max-context", type=int, default=None,
-                   help="reported days given to the model, most recent first (default: the training capacity)")
+    p.add_argument(
+        "--max-context",
+        type=int,
+        default=None,
+        help="reported days given to the model, most recent first (default: the training capacity)",
+    )
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     p.add_argument("--top", type=int, default=5, help="questions shown in the table (default: 5)")
     p.set_defaults(func=run_advise)
@@ -107,11 +136,13 @@ def run_advise(args) -> int:
     with warnings.catch_warnings():
         # The warnings are part of the report (and of the JSON), so do not print them twice.
         warnings.simplefilter("ignore", HistoryWarning)
-        advice = advisor.advise(args.history, target=args.target, future_days=args.future,
-                                max_context=args.max_context)
+        advice = advisor.advise(args.history, target=args.target, future_days=args.future, max_context=args.max_context)
     _check_finite(advice)
-    print(json.dumps(advice.to_dict(), indent=2, ensure_ascii=False) if args.format == "json"
-          else format_advice(advice, top=args.top))
+    print(
+        json.dumps(advice.to_dict(), indent=2, ensure_ascii=False)
+        if args.format == "json"
+        else format_advice(advice, top=args.top)
+    )
     return 0
 
 
@@ -119,17 +150,25 @@ def _check_finite(advice):
     """Never print NaN advice: non-finite network outputs mean the inputs were out of reach."""
     import numpy as np
 
-    bad = [k for k, v in advice.outputs.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
-           and not np.isfinite(np.asarray(v)).all()]
+    bad = [
+        k
+        for k, v in advice.outputs.items()
+        if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(np.asarray(v)).all()
+    ]
     if bad:
-        raise TfpAlineError(f"{advice.source}: the model returned non-finite values ({', '.join(bad)}) "
-                            "for these days; check the history for extreme values or wrong units")
+        raise TfpAlineError(
+            f"{advice.source}: the model returned non-finite values ({', '.join(bad)}) "
+            "for these days; check the history for extreme values or wrong units"
+        )
 
 
 def _add_export(sub):
-    p = sub.add_parser("export", help="write a TensorFlow SavedModel (posterior, predictive, policy signatures)",
-                       description="Export a trained run as a SavedModel that TensorFlow alone can load and "
-                                   "TensorFlow Serving can serve; inputs are raw-unit features.")
+    p = sub.add_parser(
+        "export",
+        help="write a TensorFlow SavedModel (posterior, predictive, policy signatures)",
+        description="Export a trained run as a SavedModel that TensorFlow alone can load and "
+        "TensorFlow Serving can serve; inputs are raw-unit features.",
+    )
     p.add_argument("--run", type=Path, required=True, help="trained run dir")
     p.add_argument("--out", type=Path, required=True, help="output folder for the SavedModel")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
@@ -148,20 +187,36 @@ def run_export(args) -> int:
 
 
 def _add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="evaluate a trained run against exact posteriors and baselines",
-                       description="Run the learned policy and the baselines on identical simulated people; "
-                                   "write report.md, metrics.csv, PNG plots and TensorBoard curves.")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a trained run against exact posteriors and baselines",
+        description="Run the learned policy and the baselines on identical simulated people; "
+        "write report.md, metrics.csv, PNG plots and TensorBoard curves.",
+    )
     p.add_argument("--run", type=Path, required=True, help="run dir (holds config.yaml and model.keras)")
-    p.add_argument("--episodes", type=int, default=None,
-                   help="simulated people per target (default: the config's evaluation.people)")
-    p.add_argument("--baseline-episodes", type=int, default=None,
-                   help="people for the non-amortized baselines (default: all)")
-    p.add_argument("--methods", nargs="+", default=None,
-                   help="methods to run (default: all for the task; migraine: policy random uncertainty "
-                        "greedy-eig greedy-epig; psychometric: policy random questplus psi-marginal)")
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="simulated people per target (default: the config's evaluation.people)",
+    )
+    p.add_argument(
+        "--baseline-episodes", type=int, default=None, help="people for the non-amortized baselines (default: all)"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="methods to run (default: all for the task; migraine: policy random uncertainty "
+        "greedy-eig greedy-epig; psychometric: policy random questplus psi-marginal)",
+    )
     p.add_argument("--targets", nargs="+", default=None, help="targets (default: the config's targets)")
-    p.add_argument("--nuts-people", type=int, default=0,
-                   help="migraine: NUTS check of the policy's final posterior on this many people (default 0)")
+    p.add_argument(
+        "--nuts-people",
+        type=int,
+        default=0,
+        help="migraine: NUTS check of the policy's final posterior on this many people (default 0)",
+    )
     p.add_argument("--no-exact", action="store_true", help="skip the exact reference posterior at every step")
     p.add_argument("--out", type=Path, default=None, help="output dir (default: RUN_DIR/evaluation)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -172,17 +227,29 @@ def _add_evaluate(sub):
 def run_evaluate(args) -> int:
     from tfp_aline.evaluation.command import evaluate_command  # checks its arguments, then imports TensorFlow
 
-    return evaluate_command(args.run, episodes=args.episodes, methods=args.methods, out=args.out, seed=args.seed,
-                            baseline_episodes=args.baseline_episodes, targets=args.targets,
-                            nuts_people=args.nuts_people, exact=not args.no_exact, progress=not args.no_progress)
+    return evaluate_command(
+        args.run,
+        episodes=args.episodes,
+        methods=args.methods,
+        out=args.out,
+        seed=args.seed,
+        baseline_episodes=args.baseline_episodes,
+        targets=args.targets,
+        nuts_people=args.nuts_people,
+        exact=not args.no_exact,
+        progress=not args.no_progress,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tfp-aline",
-        description="Amortized Bayesian inference and active data acquisition (ALINE) with TFP.")
-    parser.add_argument("--verbose", action="store_true",
-                        help=f"show TensorFlow's own start-up and C++ logs (also: {quiet.ENV_VERBOSE}=1)")
+        prog="tfp-aline", description="Amortized Bayesian inference and active data acquisition (ALINE) with TFP."
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"show TensorFlow's own start-up and C++ logs (also: {quiet.ENV_VERBOSE}=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate_mock(sub)
     _add_train(sub)

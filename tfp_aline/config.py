@@ -1,4 +1,5 @@
 """Run configuration: YAML files loaded into frozen, validated dataclasses (every key is read)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -138,9 +139,13 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 ON_NONFINITE = ("skip", "stop")
 
 
-_TYPES = {"int": ((int,), "an integer"), "float": ((float, int), "a number"),
-          "bool": ((bool,), "true or false"), "str": ((str,), "a string"),
-          "typing.Optional[str]": ((str, type(None)), "a string or null")}
+_TYPES = {
+    "int": ((int,), "an integer"),
+    "float": ((float, int), "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "a string"),
+    "typing.Optional[str]": ((str, type(None)), "a string or null"),
+}
 
 
 def _coerce(key: str, value, annotation: str):
@@ -182,7 +187,9 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
         raise ConfigError(f"targets: expected a mapping target -> probability, got {targets_raw!r}")
     targets = tuple((str(k), _coerce(f"targets.{k}", v, "float")) for k, v in targets_raw.items())
     cfg = Config(
-        name=name, seed=seed, targets=targets,
+        name=name,
+        seed=seed,
+        targets=targets,
         task=parse_task_section(raw.get("task")),
         episodes=_section(EpisodeConfig, raw.get("episodes"), "episodes"),
         network=_section(NetworkConfig, raw.get("network"), "network"),
@@ -197,38 +204,53 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
 def validate(cfg: Config, group_names=None):
     """Range checks that need no task; with `group_names`, also that every target exists."""
     e, n, t = cfg.episodes, cfg.network, cfg.training
-    positive = {"episodes.batch_size": e.batch_size, "episodes.num_candidates": e.num_candidates,
-                "episodes.horizon": e.horizon, "network.embed_dim": n.embed_dim,
-                "network.num_layers": n.num_layers, "network.num_heads": n.num_heads,
-                "network.ff_dim": n.ff_dim, "network.num_components": n.num_components,
-                "network.min_scale": n.min_scale, "training.epochs": t.epochs,
-                "training.learning_rate": t.learning_rate, "training.clip_norm": t.clip_norm,
-                "logging.scalars_every": cfg.logging.scalars_every,
-                "logging.histograms_every": cfg.logging.histograms_every,
-                "logging.images_every": cfg.logging.images_every,
-                "logging.checkpoint_every": cfg.logging.checkpoint_every,
-                "logging.keep_checkpoints": cfg.logging.keep_checkpoints,
-                "logging.validation_people": cfg.logging.validation_people,
-                "evaluation.people": cfg.evaluation.people}
+    positive = {
+        "episodes.batch_size": e.batch_size,
+        "episodes.num_candidates": e.num_candidates,
+        "episodes.horizon": e.horizon,
+        "network.embed_dim": n.embed_dim,
+        "network.num_layers": n.num_layers,
+        "network.num_heads": n.num_heads,
+        "network.ff_dim": n.ff_dim,
+        "network.num_components": n.num_components,
+        "network.min_scale": n.min_scale,
+        "training.epochs": t.epochs,
+        "training.learning_rate": t.learning_rate,
+        "training.clip_norm": t.clip_norm,
+        "logging.scalars_every": cfg.logging.scalars_every,
+        "logging.histograms_every": cfg.logging.histograms_every,
+        "logging.images_every": cfg.logging.images_every,
+        "logging.checkpoint_every": cfg.logging.checkpoint_every,
+        "logging.keep_checkpoints": cfg.logging.keep_checkpoints,
+        "logging.validation_people": cfg.logging.validation_people,
+        "evaluation.people": cfg.evaluation.people,
+    }
     for key, value in positive.items():
         if not value > 0:
             raise ConfigError(f"{key} = {value!r}: expected a positive number")
-    non_negative = {"episodes.num_initial_context": e.num_initial_context,
-                    "episodes.num_predictive_targets": e.num_predictive_targets,
-                    "training.warmup_epochs": t.warmup_epochs, "training.weight_decay": t.weight_decay,
-                    "training.alpha": t.alpha, "logging.validate_every": cfg.logging.validate_every}
+    non_negative = {
+        "episodes.num_initial_context": e.num_initial_context,
+        "episodes.num_predictive_targets": e.num_predictive_targets,
+        "training.warmup_epochs": t.warmup_epochs,
+        "training.weight_decay": t.weight_decay,
+        "training.alpha": t.alpha,
+        "logging.validate_every": cfg.logging.validate_every,
+    }
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} = {value!r}: expected a number >= 0")
     if t.gradient_steps < 0:
-        raise ConfigError(f"training.gradient_steps = {t.gradient_steps}: expected 0 (every step) or a number of "
-                          "steps > 0 (at least episodes.horizon + 1 also means every step)")
+        raise ConfigError(
+            f"training.gradient_steps = {t.gradient_steps}: expected 0 (every step) or a number of "
+            "steps > 0 (at least episodes.horizon + 1 also means every step)"
+        )
     if e.horizon > e.num_candidates:
-        raise ConfigError(f"episodes.horizon = {e.horizon}: cannot exceed episodes.num_candidates "
-                          f"= {e.num_candidates} (each candidate is queried at most once)")
+        raise ConfigError(
+            f"episodes.horizon = {e.horizon}: cannot exceed episodes.num_candidates "
+            f"= {e.num_candidates} (each candidate is queried at most once)"
+        )
     if n.embed_dim % n.num_heads:
-        raise ConfigError(f"network.embed_dim = {n.embed_dim}: must be divisible by network.num_heads "
-                          f"= {n.num_heads}")
+        raise ConfigError(f"network.embed_dim = {n.embed_dim}: must be divisible by network.num_heads = {n.num_heads}")
     if not 0 <= t.lr_min_fraction <= 1:
         raise ConfigError(f"training.lr_min_fraction = {t.lr_min_fraction}: expected a number in [0, 1]")
     if not 0 < t.gamma <= 1:
@@ -248,8 +270,9 @@ def validate(cfg: Config, group_names=None):
     if group_names is not None:
         for name in cfg.target_names:
             if name not in ("all", "predictive") and name not in group_names:
-                raise ConfigError(f"targets.{name}: unknown target group (known: all, predictive, "
-                                  f"{', '.join(group_names)})")
+                raise ConfigError(
+                    f"targets.{name}: unknown target group (known: all, predictive, {', '.join(group_names)})"
+                )
 
 
 def apply_overrides(raw: dict, overrides) -> dict:
@@ -293,8 +316,9 @@ def read_config_file(path) -> dict:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
     if raw is None or raw == {}:
-        raise ConfigError(f"{path}: config is empty; expected sections such as training: and network: "
-                          "(see configs/smoke.yaml)")
+        raise ConfigError(
+            f"{path}: config is empty; expected sections such as training: and network: (see configs/smoke.yaml)"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     return raw
@@ -304,8 +328,10 @@ def config_warnings(cfg: Config) -> list:
     """Settings that are valid but probably not meant (printed by `train` as one line each)."""
     t = cfg.training
     if t.warmup_epochs >= t.epochs:
-        return [f"training.warmup_epochs = {t.warmup_epochs} >= training.epochs = {t.epochs}: every epoch "
-                "is warm-up with random queries, so the policy is never trained"]
+        return [
+            f"training.warmup_epochs = {t.warmup_epochs} >= training.epochs = {t.epochs}: every epoch "
+            "is warm-up with random queries, so the policy is never trained"
+        ]
     return []
 
 

@@ -1,4 +1,5 @@
 """The typed episode batch that tasks produce and the network and training loop consume."""
+
 from typing import NamedTuple
 
 import tensorflow as tf

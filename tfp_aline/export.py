@@ -1,4 +1,5 @@
 """Export a trained run as a TensorFlow SavedModel with posterior, predictive and policy serving signatures."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ class _Serving(tf.Module):
         d = len(mean)
         self._mean, self._std = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
         f, b = tf.float32, tf.bool
-        ctx = [tf.TensorSpec([None, None, d], f, "context_x"), tf.TensorSpec([None, None], f, "context_y"),
-               tf.TensorSpec([None, None], b, "context_mask")]
+        ctx = [
+            tf.TensorSpec([None, None, d], f, "context_x"),
+            tf.TensorSpec([None, None], f, "context_y"),
+            tf.TensorSpec([None, None], b, "context_mask"),
+        ]
         tgt = tf.TensorSpec([None, None, d], f, "target_x")
         tmask = tf.TensorSpec([None, None], b, "target_mask")
         qry = [tf.TensorSpec([None, None, d], f, "query_x"), tf.TensorSpec([None, None], b, "taken")]
@@ -53,8 +57,9 @@ class _Serving(tf.Module):
         self._d = d
 
     def _run(self, context_x, context_y, context_mask, target_x, target_mask, query_x=None, taken=None):
-        return raw_forward(self.model, self._mean, self._std, context_x, context_y, context_mask,
-                           target_x, target_mask, query_x, taken)
+        return raw_forward(
+            self.model, self._mean, self._std, context_x, context_y, context_mask, target_x, target_mask, query_x, taken
+        )
 
     def _posterior(self, context_x, context_y, context_mask, target_mask):
         # Parameter tokens attend only to the context, so target_mask (accepted for one uniform
@@ -76,31 +81,46 @@ def signature_info(run, advisor: Advisor) -> dict:
     t = advisor.table
     return {
         "format": "TensorFlow SavedModel; load with tf.saved_model.load(DIR).signatures[NAME](**inputs)",
-        "run": str(run.path), "config": run.cfg.name,
-        "signatures": {name: {"inputs": {k: dict(zip(("dtype", "shape", "meaning"), _INPUTS[k]))
-                                         for k in _signature_inputs(name)},
-                              "outputs": list(_OUTPUTS[name]) + (
-                                  [o for n in ("posterior", "predictive") for o in _OUTPUTS[n]]
-                                  if name == "policy" else [])}
-                       for name in SIGNATURES},
-        "features": [{"index": i, "name": n, "unit": u, "typical_range": [float(lo), float(hi)],
-                      "mean": float(m), "std": float(s)}
-                     for i, (n, u, lo, hi, m, s) in enumerate(zip(t.names, t.units, t.range_low, t.range_high,
-                                                                  t.mean, t.std))],
+        "run": str(run.path),
+        "config": run.cfg.name,
+        "signatures": {
+            name: {
+                "inputs": {k: dict(zip(("dtype", "shape", "meaning"), _INPUTS[k])) for k in _signature_inputs(name)},
+                "outputs": list(_OUTPUTS[name])
+                + ([o for n in ("posterior", "predictive") for o in _OUTPUTS[n]] if name == "policy" else []),
+            }
+            for name in SIGNATURES
+        },
+        "features": [
+            {
+                "index": i,
+                "name": n,
+                "unit": u,
+                "typical_range": [float(lo), float(hi)],
+                "mean": float(m),
+                "std": float(s),
+            }
+            for i, (n, u, lo, hi, m, s) in enumerate(zip(t.names, t.units, t.range_low, t.range_high, t.mean, t.std))
+        ],
         "parameters": list(advisor.task.parameter_names),
         "parameter_groups": {g: list(ix) for g, ix in advisor.task.parameter_groups.items()},
         "context_capacity": advisor.capacity,
-        "notes": ["features are raw units; the graph standardises them with the mean/std listed here",
-                  "no missing feature values: every day needs all D features",
-                  "posterior: Gaussian mixture per parameter, weights softmax(mixture_logits)",
-                  "policy returns every output of one forward pass (posterior, predictive, policy)"],
+        "notes": [
+            "features are raw units; the graph standardises them with the mean/std listed here",
+            "no missing feature values: every day needs all D features",
+            "posterior: Gaussian mixture per parameter, weights softmax(mixture_logits)",
+            "policy returns every output of one forward pass (posterior, predictive, policy)",
+        ],
     }
 
 
 def _signature_inputs(name):
     base = ["context_x", "context_y", "context_mask"]
-    return {"posterior": base + ["target_mask"], "predictive": base + ["target_x", "target_mask"],
-            "policy": base + ["target_x", "target_mask", "query_x", "taken"]}[name]
+    return {
+        "posterior": base + ["target_mask"],
+        "predictive": base + ["target_x", "target_mask"],
+        "policy": base + ["target_x", "target_mask", "query_x", "taken"],
+    }[name]
 
 
 def export_saved_model(run, out_dir, overwrite: bool = False) -> Path:

@@ -1,4 +1,5 @@
 """Reading the migraine feature table (.xlsx or .csv) into a validated `FeatureTable`."""
+
 from __future__ import annotations
 
 import csv
@@ -27,10 +28,18 @@ COLUMNS = {
     "Weight": ("weight", "relevance"),
     "Typical Range": ("typical range", "range"),
     "Normalized range (1-10)": (
-        "normalized range (1-10)", "normalised range (1-10)", "normalized range", "normalised range"),
+        "normalized range (1-10)",
+        "normalised range (1-10)",
+        "normalized range",
+        "normalised range",
+    ),
     "Migrane impact pattern": (
-        "migrane impact pattern", "migraine impact pattern", "impact pattern", "migraine impact",
-        "migrane impact"),
+        "migrane impact pattern",
+        "migraine impact pattern",
+        "impact pattern",
+        "migraine impact",
+        "migrane impact",
+    ),
     "mean": ("mean",),
     "std": ("std", "sd", "standard deviation"),
 }
@@ -38,14 +47,46 @@ REQUIRED = ("category", "variable", "Weight", "Typical Range", "Migrane impact p
 
 _RANGE = re.compile(
     r"^\s*(?P<lo>[-+−]?\d+(?:\.\d+)?)\s*(?:-|–|—|to|\.\.)\s*(?P<hi>[-+−]?\d+(?:\.\d+)?)"
-    r"\s*[^\d]*$", re.IGNORECASE)
-_UP = {"higher", "more", "longer", "larger", "greater", "increased", "high", "bigger", "heavier",
-       "excess", "excessive", "much", "later", "stronger"}
-_DOWN = {"lower", "less", "shorter", "fewer", "smaller", "reduced", "decreased", "low", "poor",
-         "poorer", "insufficient", "little", "weaker", "earlier"}
+    r"\s*[^\d]*$",
+    re.IGNORECASE,
+)
+_UP = {
+    "higher",
+    "more",
+    "longer",
+    "larger",
+    "greater",
+    "increased",
+    "high",
+    "bigger",
+    "heavier",
+    "excess",
+    "excessive",
+    "much",
+    "later",
+    "stronger",
+}
+_DOWN = {
+    "lower",
+    "less",
+    "shorter",
+    "fewer",
+    "smaller",
+    "reduced",
+    "decreased",
+    "low",
+    "poor",
+    "poorer",
+    "insufficient",
+    "little",
+    "weaker",
+    "earlier",
+}
 _PATTERN = re.compile(
     r"^(?P<subject>.+?)\s+(?P<verb>raises?|increases?|lowers?|reduces?|decreases?)\s+"
-    r"(?:the\s+)?(?:migraine\s+|attack\s+)?(?:risk|odds|likelihood|chance)\b", re.IGNORECASE)
+    r"(?:the\s+)?(?:migraine\s+|attack\s+)?(?:risk|odds|likelihood|chance)\b",
+    re.IGNORECASE,
+)
 _EXPECTED_PATTERN = "a sentence like 'Higher stress raises risk' or 'Shorter sleep raises risk'"
 
 
@@ -91,8 +132,7 @@ class FeatureTable:
     @property
     def keys(self) -> tuple[str, ...]:
         """snake_case identifiers derived from the names: 'Sleep duration (h)' -> 'sleep_duration_h'."""
-        return tuple(re.sub(r"[^a-z0-9]+", "_", n.lower().replace("°", "")).strip("_")
-                     for n in self.names)
+        return tuple(re.sub(r"[^a-z0-9]+", "_", n.lower().replace("°", "")).strip("_") for n in self.names)
 
     @property
     def groups(self) -> dict[str, tuple[int, ...]]:
@@ -104,11 +144,20 @@ class FeatureTable:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per factor with the derived statistics (for display and export)."""
-        return pd.DataFrame({
-            "category": self.categories, "variable": self.names, "weight": self.weight,
-            "range_low": self.range_low, "range_high": self.range_high, "mean": self.mean,
-            "std": self.std, "relevance": self.relevance, "direction": self.direction,
-            "impact_pattern": self.impact_patterns})
+        return pd.DataFrame(
+            {
+                "category": self.categories,
+                "variable": self.names,
+                "weight": self.weight,
+                "range_low": self.range_low,
+                "range_high": self.range_high,
+                "mean": self.mean,
+                "std": self.std,
+                "relevance": self.relevance,
+                "direction": self.direction,
+                "impact_pattern": self.impact_patterns,
+            }
+        )
 
     def standardize(self, x):
         """Raw units -> standardised units z = (x - mean) / std; x: [..., D]."""
@@ -187,8 +236,8 @@ def _read_xlsx_rows(path: Path, sheet):
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises many types for damaged files
         raise FeatureTableError(
-            path, f"cannot be opened as an .xlsx workbook, it may be truncated or damaged "
-                  f"({type(e).__name__}: {e})") from None
+            path, f"cannot be opened as an .xlsx workbook, it may be truncated or damaged ({type(e).__name__}: {e})"
+        ) from None
     try:
         if sheet is None:
             ws = wb.worksheets[0]
@@ -199,8 +248,9 @@ def _read_xlsx_rows(path: Path, sheet):
         try:
             rows = [(i, list(r)) for i, r in enumerate(ws.iter_rows(values_only=True), start=1)]
         except Exception as e:
-            raise FeatureTableError(path, f"cannot read the sheet, the file may be damaged "
-                                          f"({type(e).__name__}: {e})", sheet=ws.title) from None
+            raise FeatureTableError(
+                path, f"cannot read the sheet, the file may be damaged ({type(e).__name__}: {e})", sheet=ws.title
+            ) from None
         return ws.title, rows
     finally:
         wb.close()
@@ -241,8 +291,7 @@ def read_csv_cells(path: Path, fail) -> list:
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = max(DELIMITERS, key=lambda d: (first.count(d), d == ","))
     try:
-        rows = [(i, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter),
-                                             start=1)]
+        rows = [(i, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1)]
     except csv.Error as e:
         fail(f"cannot be read as CSV ({e})")
     if delimiter != ",":
@@ -295,8 +344,7 @@ def _parse_rows(path: Path, sheet, rows) -> FeatureTable:
         j = col_of.get(name)
         return r[j] if j is not None and j < len(r) else None
 
-    out = {k: [] for k in ("names", "cats", "desc", "impact", "weight", "lo", "hi", "zone",
-                           "mean", "std", "dir")}
+    out = {k: [] for k in ("names", "cats", "desc", "impact", "weight", "lo", "hi", "zone", "mean", "std", "dir")}
     seen: dict[str, int] = {}
     for rownum, r in data:
         name = cell(r, "variable")
@@ -340,8 +388,7 @@ def _parse_rows(path: Path, sheet, rows) -> FeatureTable:
             if lo > hi:
                 fail(f"range {rng_raw!r} is reversed (min {lo:g} > max {hi:g})", rownum, "Typical Range")
             if lo == hi and std is None:
-                fail(f"range {rng_raw!r} has zero width and no std column gives a spread",
-                     rownum, "Typical Range")
+                fail(f"range {rng_raw!r} has zero width and no std column gives a spread", rownum, "Typical Range")
         mean = (lo + hi) / 2 if mean is None else mean
         std = (hi - lo) / 4 if std is None else std
 
@@ -350,30 +397,52 @@ def _parse_rows(path: Path, sheet, rows) -> FeatureTable:
         if not _blank(zone_raw):
             zone = parse_range(zone_raw)
             if zone is None or not (1 <= zone[0] <= zone[1] <= 10):
-                fail(f"expected a range inside 1-10 like '7-10', got {zone_raw!r}", rownum,
-                     "Normalized range (1-10)")
+                fail(f"expected a range inside 1-10 like '7-10', got {zone_raw!r}", rownum, "Normalized range (1-10)")
 
         impact = cell(r, "Migrane impact pattern")
         d = parse_direction(impact)
         if d is None:
-            fail(f"cannot tell the risk direction from {impact!r}; expected {_EXPECTED_PATTERN}",
-                 rownum, header[col_of["Migrane impact pattern"]])
+            fail(
+                f"cannot tell the risk direction from {impact!r}; expected {_EXPECTED_PATTERN}",
+                rownum,
+                header[col_of["Migrane impact pattern"]],
+            )
 
         desc = cell(r, "Description")
-        for k, v in (("names", name), ("cats", str(cat).strip()), ("desc", "" if _blank(desc) else str(desc).strip()),
-                     ("impact", str(impact).strip()), ("weight", w), ("lo", lo), ("hi", hi),
-                     ("zone", zone), ("mean", mean), ("std", std), ("dir", d)):
+        for k, v in (
+            ("names", name),
+            ("cats", str(cat).strip()),
+            ("desc", "" if _blank(desc) else str(desc).strip()),
+            ("impact", str(impact).strip()),
+            ("weight", w),
+            ("lo", lo),
+            ("hi", hi),
+            ("zone", zone),
+            ("mean", mean),
+            ("std", std),
+            ("dir", d),
+        ):
             out[k].append(v)
 
     weight = np.asarray(out["weight"], dtype=float)
     if weight.max() <= 0:
         fail("all weights are zero; at least one factor needs a positive weight", column="Weight")
     return FeatureTable(
-        source=str(path), sheet=sheet, names=tuple(out["names"]), categories=tuple(out["cats"]),
-        descriptions=tuple(out["desc"]), impact_patterns=tuple(out["impact"]), weight=weight,
-        range_low=np.asarray(out["lo"]), range_high=np.asarray(out["hi"]),
-        risk_zone=tuple(out["zone"]), mean=np.asarray(out["mean"]), std=np.asarray(out["std"]),
-        relevance=weight / weight.max(), direction=np.asarray(out["dir"], dtype=float))
+        source=str(path),
+        sheet=sheet,
+        names=tuple(out["names"]),
+        categories=tuple(out["cats"]),
+        descriptions=tuple(out["desc"]),
+        impact_patterns=tuple(out["impact"]),
+        weight=weight,
+        range_low=np.asarray(out["lo"]),
+        range_high=np.asarray(out["hi"]),
+        risk_zone=tuple(out["zone"]),
+        mean=np.asarray(out["mean"]),
+        std=np.asarray(out["std"]),
+        relevance=weight / weight.max(),
+        direction=np.asarray(out["dir"], dtype=float),
+    )
 
 
 def write_feature_table_xlsx(table_rows: Sequence[Mapping[str, object]], path, sheet="features"):

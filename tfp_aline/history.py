@@ -1,4 +1,5 @@
 """Reading one person's logged days (a CSV file or a DataFrame) into a validated `PersonHistory`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -99,6 +100,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list]]]:
         raise HistoryError(path, "file not found")
     if path.is_dir():
         raise HistoryError(path, "is a folder; expected a .csv file")
+
     def fail(message):
         raise HistoryError(path, message)
 
@@ -175,16 +177,20 @@ def _settle_year_last(pending, name, column):
     month_first = [(r, m) for r, m in pending if int(m[2]) > 12]
     (r0, m0) = pending[0]
     if day_first and month_first:
-        raise HistoryError(name, f"dates mix day/month/year (row {day_first[0][0]}: {day_first[0][1][0]!r}) and "
-                           f"month/day/year (row {month_first[0][0]}: {month_first[0][1][0]!r}); {_WRITE_ISO}",
-                           row=month_first[0][0], column=column)
+        raise HistoryError(
+            name,
+            f"dates mix day/month/year (row {day_first[0][0]}: {day_first[0][1][0]!r}) and "
+            f"month/day/year (row {month_first[0][0]}: {month_first[0][1][0]!r}); {_WRITE_ISO}",
+            row=month_first[0][0],
+            column=column,
+        )
     if not (day_first or month_first):
-        raise HistoryError(name, f"date {m0[0]!r} could be day/month/year or month/day/year; {_WRITE_ISO}",
-                           row=r0, column=column)
+        raise HistoryError(
+            name, f"date {m0[0]!r} could be day/month/year or month/day/year; {_WRITE_ISO}", row=r0, column=column
+        )
     if any(len(m[3]) == 2 for _, m in pending):
         r, m = next((r, m) for r, m in pending if len(m[3]) == 2)
-        raise HistoryError(name, f"date {m[0]!r} has a two-digit year; {_WRITE_ISO}",
-                           row=r, column=column)
+        raise HistoryError(name, f"date {m[0]!r} has a two-digit year; {_WRITE_ISO}", row=r, column=column)
     dayfirst = bool(day_first)
     out = {}
     for r, m in pending:
@@ -256,13 +262,20 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
         elif c in aliases:
             kind, index = "feature", aliases[c]
         else:
-            hint = ("the file looks semicolon-separated; " if ";" in str(h) else "")
-            fail(f"unknown column {_short(h)}; {hint}expected the feature names of the table "
-                 f"({', '.join(table.names)}), 'date' and 'migraine'", row=1, column=str(h)[:60])
+            hint = "the file looks semicolon-separated; " if ";" in str(h) else ""
+            fail(
+                f"unknown column {_short(h)}; {hint}expected the feature names of the table "
+                f"({', '.join(table.names)}), 'date' and 'migraine'",
+                row=1,
+                column=str(h)[:60],
+            )
         if kind == "feature":
             if index in feature_col:
-                fail(f"two columns mean {table.names[index]!r}: {header[feature_col[index]]!r} and {h!r}",
-                     row=1, column=str(h))
+                fail(
+                    f"two columns mean {table.names[index]!r}: {header[feature_col[index]]!r} and {h!r}",
+                    row=1,
+                    column=str(h),
+                )
             feature_col[index] = j
         elif (date_col if kind == "date" else outcome_col) is not None:
             fail(f"two {kind!r} columns", row=1, column=str(h))
@@ -272,8 +285,11 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
             outcome_col = j
     missing = [table.names[i] for i in range(table.num_features) if i not in feature_col]
     if missing:
-        fail(f"missing feature column(s): {', '.join(map(repr, missing))}; every feature is needed "
-             "for every day (the model cannot take missing inputs)", row=1)
+        fail(
+            f"missing feature column(s): {', '.join(map(repr, missing))}; every feature is needed "
+            "for every day (the model cannot take missing inputs)",
+            row=1,
+        )
     if outcome and outcome_col is None:
         fail("missing column 'migraine' (1 = migraine that day, 0 = none, empty = not reported yet)", row=1)
     if not data:
@@ -294,35 +310,53 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
         for i, j in feature_col.items():
             v = cell(r, j)
             if _empty(v):
-                fail(f"empty value for {table.names[i]!r}; the model cannot take missing inputs, so "
-                     "every feature needs a value on every day (fill it in or delete the day)",
-                     rownum, header[j])
+                fail(
+                    f"empty value for {table.names[i]!r}; the model cannot take missing inputs, so "
+                    "every feature needs a value on every day (fill it in or delete the day)",
+                    rownum,
+                    header[j],
+                )
             x = _number(v)
             if x is None or not math.isfinite(x):
                 fail(f"expected a number in {table.units[i] or 'raw units'}, got {_short(v)}", rownum, header[j])
             if abs(x) > FLOAT32_MAX:
-                fail(f"value {x:g} is too large to compute with (the model uses float32, at most "
-                     f"{FLOAT32_MAX:.1e}); check the value", rownum, header[j])
+                fail(
+                    f"value {x:g} is too large to compute with (the model uses float32, at most "
+                    f"{FLOAT32_MAX:.1e}); check the value",
+                    rownum,
+                    header[j],
+                )
             if abs(x - table.mean[i]) > IMPLAUSIBLE_SD * table.std[i]:
-                fail(f"value {x:g} is implausible for {table.names[i]!r} (typical range "
-                     f"{table.range_low[i]:g}-{table.range_high[i]:g}{' ' + table.units[i] if table.units[i] else ''}; "
-                     f"more than {IMPLAUSIBLE_SD:g} standard deviations away); check the value and its unit",
-                     rownum, header[j])
+                fail(
+                    f"value {x:g} is implausible for {table.names[i]!r} (typical range "
+                    f"{table.range_low[i]:g}-{table.range_high[i]:g}{' ' + table.units[i] if table.units[i] else ''}; "
+                    f"more than {IMPLAUSIBLE_SD:g} standard deviations away); check the value and its unit",
+                    rownum,
+                    header[j],
+                )
             raw[k, i] = x
             if not low[i] <= x <= high[i]:
-                found.append(f"{name}, row {rownum}, column {header[j]!r}: value {x:g} is far outside the "
-                             f"typical range {table.range_low[i]:g}-{table.range_high[i]:g}"
-                             f"{' ' + table.units[i] if table.units[i] else ''} (check the unit)")
+                found.append(
+                    f"{name}, row {rownum}, column {header[j]!r}: value {x:g} is far outside the "
+                    f"typical range {table.range_low[i]:g}-{table.range_high[i]:g}"
+                    f"{' ' + table.units[i] if table.units[i] else ''} (check the unit)"
+                )
         if outcome_col is not None:
             v = cell(r, outcome_col)
             try:
                 y[k] = np.nan if (o := _outcome(v)) is None else o
             except ValueError:
-                fail(f"expected 1 (migraine), 0 (none) or empty (not reported yet), got {v!r}",
-                     rownum, header[outcome_col])
+                fail(
+                    f"expected 1 (migraine), 0 (none) or empty (not reported yet), got {v!r}",
+                    rownum,
+                    header[outcome_col],
+                )
             if not outcome and not np.isnan(y[k]):
-                fail("coming days cannot have a reported outcome; leave 'migraine' empty or drop the column",
-                     rownum, header[outcome_col])
+                fail(
+                    "coming days cannot have a reported outcome; leave 'migraine' empty or drop the column",
+                    rownum,
+                    header[outcome_col],
+                )
         if dates is not None:
             v = cell(r, date_col)
             t = None if _empty(v) else _date(v)
@@ -338,5 +372,14 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
     if warn:
         for msg in found:
             warnings.warn(msg, HistoryWarning, stacklevel=2)
-    return PersonHistory(source=name, names=tuple(table.names), raw=raw, z=table.standardize(raw),
-                         reported=~np.isnan(y), y=y, dates=dates, rows=rows, warnings=tuple(found))
+    return PersonHistory(
+        source=name,
+        names=tuple(table.names),
+        raw=raw,
+        z=table.standardize(raw),
+        reported=~np.isnan(y),
+        y=y,
+        dates=dates,
+        rows=rows,
+        warnings=tuple(found),
+    )

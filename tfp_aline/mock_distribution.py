@@ -1,4 +1,5 @@
 """The ticket-001 mock distribution: prior, logistic simulator and mock posterior, from the model."""
+
 from __future__ import annotations
 
 import io
@@ -14,8 +15,20 @@ from tfp_aline import atomic
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.tasks.migraine import MigraineTask
 
-ARRAY_KEYS = ("mu_prior", "Sigma_prior", "corr_prior", "mu_post", "Sigma_post", "samples",
-              "samples_std", "p_migraine", "migraine", "beta_pop", "relevance", "direction")
+ARRAY_KEYS = (
+    "mu_prior",
+    "Sigma_prior",
+    "corr_prior",
+    "mu_post",
+    "Sigma_post",
+    "samples",
+    "samples_std",
+    "p_migraine",
+    "migraine",
+    "beta_pop",
+    "relevance",
+    "direction",
+)
 FILE_STEM = "mock_distribution"
 MIN_MIGRAINE_DAYS = 2  # the mock posterior is the mean and covariance of the migraine days
 
@@ -66,17 +79,33 @@ def generate_mock_distribution(task: MigraineTask, n: int = 5000, seed: int = 0)
         best = smallest_working_n(task, n, seed)
         raise MockSizeError(
             f"--n {n}: only {len(pos)} migraine day(s) among {n} simulated days, and the mock posterior needs "
-            f"at least {MIN_MIGRAINE_DAYS}; " + (f"the smallest --n that works with --seed {seed} is {best}"
-                                                 if best else "increase --n"))
+            f"at least {MIN_MIGRAINE_DAYS}; "
+            + (f"the smallest --n that works with --seed {seed} is {best}" if best else "increase --n")
+        )
     sd = np.diag(t.std)
     return dict(
-        features=list(t.names), categories=list(t.categories),
-        mu_prior=t.mean.copy(), Sigma_prior=sd @ task.correlation @ sd, corr_prior=task.correlation.copy(),
-        mu_post=pos.mean(axis=0), Sigma_post=np.cov(pos, rowvar=False),
-        samples=raw, samples_std=z, p_migraine=1.0 / (1.0 + np.exp(-logits)), migraine=migraine,
-        beta_pop=task.beta_pop.copy(), relevance=t.relevance.copy(), direction=t.direction.copy(),
-        settings=dict(n=n, seed=seed, table=t.source, sheet=t.sheet, b0=task.b0,
-                      **{f"model.{k}": v for k, v in vars(task.config).items()}),
+        features=list(t.names),
+        categories=list(t.categories),
+        mu_prior=t.mean.copy(),
+        Sigma_prior=sd @ task.correlation @ sd,
+        corr_prior=task.correlation.copy(),
+        mu_post=pos.mean(axis=0),
+        Sigma_post=np.cov(pos, rowvar=False),
+        samples=raw,
+        samples_std=z,
+        p_migraine=1.0 / (1.0 + np.exp(-logits)),
+        migraine=migraine,
+        beta_pop=task.beta_pop.copy(),
+        relevance=t.relevance.copy(),
+        direction=t.direction.copy(),
+        settings=dict(
+            n=n,
+            seed=seed,
+            table=t.source,
+            sheet=t.sheet,
+            b0=task.b0,
+            **{f"model.{k}": v for k, v in vars(task.config).items()},
+        ),
     )
 
 
@@ -99,8 +128,13 @@ def save_mock_distribution(mock: dict, out_dir, heatmap: bool = True) -> list[Pa
     buf = io.BytesIO()
     np.savez(buf, **{k: mock[k] for k in ARRAY_KEYS})
     blobs.append(buf.getvalue())
-    meta = dict(features=mock["features"], categories=mock["categories"], settings=mock["settings"],
-                arrays=f"{FILE_STEM}.npz", array_keys=list(ARRAY_KEYS))
+    meta = dict(
+        features=mock["features"],
+        categories=mock["categories"],
+        settings=mock["settings"],
+        arrays=f"{FILE_STEM}.npz",
+        array_keys=list(ARRAY_KEYS),
+    )
     blobs.append(json.dumps(meta, indent=2).encode())
     blobs.append(to_frame(mock).to_csv(index=False, float_format="%.17g").encode())
     if heatmap:

@@ -1,4 +1,5 @@
 """The ALINE network: tensors through Keras layers, tfd posterior/predictive/policy objects at its edge."""
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -23,8 +24,19 @@ class AlineModel(keras.Model):
     before `model.save(...)` or checkpointing.
     """
 
-    def __init__(self, num_parameters, x_dim, y_dim=1, embed_dim=32, num_layers=3, num_heads=4, ff_dim=128,
-                 num_components=10, min_scale=1e-3, **kwargs):
+    def __init__(
+        self,
+        num_parameters,
+        x_dim,
+        y_dim=1,
+        embed_dim=32,
+        num_layers=3,
+        num_heads=4,
+        ff_dim=128,
+        num_components=10,
+        min_scale=1e-3,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_parameters = num_parameters
         self.x_dim = x_dim
@@ -60,10 +72,14 @@ class AlineModel(keras.Model):
     def dummy_inputs(self, batch_size=1, num_context=1, num_candidates=1, num_predictive=0):
         """A valid inputs dict of zeros (all context valid, all targets active) for building or tracing."""
         b, c, n, m = batch_size, num_context, num_candidates, num_predictive
-        return {"context_x": tf.zeros([b, c, self.x_dim]), "context_y": tf.zeros([b, c, self.y_dim]),
-                "context_mask": tf.ones([b, c], tf.bool), "query_x": tf.zeros([b, n, self.x_dim]),
-                "target_x": tf.zeros([b, m, self.x_dim]),
-                "target_mask": tf.ones([b, self.num_parameters + m], tf.bool)}
+        return {
+            "context_x": tf.zeros([b, c, self.x_dim]),
+            "context_y": tf.zeros([b, c, self.y_dim]),
+            "context_mask": tf.ones([b, c], tf.bool),
+            "query_x": tf.zeros([b, n, self.x_dim]),
+            "target_x": tf.zeros([b, m, self.x_dim]),
+            "target_mask": tf.ones([b, self.num_parameters + m], tf.bool),
+        }
 
     def call(self, inputs, compute_policy=True, training=False):
         """One forward pass.
@@ -91,12 +107,17 @@ class AlineModel(keras.Model):
             target_mask = tf.ones([batch_size, self.num_parameters + tf.shape(target_x)[1]], tf.bool)
 
         tokens = self.embedder(context_x, inputs["context_y"], context_mask, target_x, query_x)
-        tokens = self.transformer(tokens["context"], tokens["targets"], context_mask, target_mask,
-                                  tokens.get("queries"))
+        tokens = self.transformer(
+            tokens["context"], tokens["targets"], context_mask, target_mask, tokens.get("queries")
+        )
         targets = tokens["targets"]
-        logits, locs, scales = self.inference_head(targets[:, :self.num_parameters])
-        outputs = {"mixture_logits": logits, "mixture_locs": locs, "mixture_scales": scales,
-                   "predictive_logits": self.predictive_head(targets[:, self.num_parameters:])}
+        logits, locs, scales = self.inference_head(targets[:, : self.num_parameters])
+        outputs = {
+            "mixture_logits": logits,
+            "mixture_locs": locs,
+            "mixture_scales": scales,
+            "predictive_logits": self.predictive_head(targets[:, self.num_parameters :]),
+        }
         if compute_policy:
             outputs["policy_logits"] = self.policy_head(tokens["queries"])
         return outputs
@@ -106,7 +127,8 @@ class AlineModel(keras.Model):
         """Mean-field posterior marginals q(theta_l | D): a Gaussian mixture with batch shape [B, L]."""
         return tfd.MixtureSameFamily(
             tfd.Categorical(logits=outputs["mixture_logits"]),
-            tfd.Normal(outputs["mixture_locs"], outputs["mixture_scales"]))
+            tfd.Normal(outputs["mixture_locs"], outputs["mixture_scales"]),
+        )
 
     @staticmethod
     def predictive(outputs):
@@ -143,7 +165,15 @@ class AlineModel(keras.Model):
         return choose(logits, taken_mask, choice_noise(seed, 1, shape[0], shape[1])[0], "sample")
 
     def get_config(self):
-        return {**super().get_config(), "num_parameters": self.num_parameters, "x_dim": self.x_dim,
-                "y_dim": self.y_dim, "embed_dim": self.embed_dim, "num_layers": self.num_layers,
-                "num_heads": self.num_heads, "ff_dim": self.ff_dim, "num_components": self.num_components,
-                "min_scale": self.min_scale}
+        return {
+            **super().get_config(),
+            "num_parameters": self.num_parameters,
+            "x_dim": self.x_dim,
+            "y_dim": self.y_dim,
+            "embed_dim": self.embed_dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "ff_dim": self.ff_dim,
+            "num_components": self.num_components,
+            "min_scale": self.min_scale,
+        }

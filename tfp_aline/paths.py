@@ -1,4 +1,5 @@
 """Output paths checked before any work, so a bad `--out` or `--logdir` fails at once, not after it."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ def check_output_dir(path, flag: str, *, must_be_empty: bool = False, files=()) 
     path = Path(path)
     where = f"{flag} {path}"
     if path.exists() and not path.is_dir():
-        raise TfpAlineError(f"{where}: exists and is not a folder; expected a folder to write into "
-                            "(choose another path)")
+        raise TfpAlineError(
+            f"{where}: exists and is not a folder; expected a folder to write into (choose another path)"
+        )
     base = _nearest_existing(Path(os.path.abspath(path)))
     if not base.is_dir():
         raise TfpAlineError(f"{where}: cannot create the folder, {base} is a file")

@@ -12,6 +12,7 @@ On a CPU machine TensorFlow 2.21 prints 6-8 absl/oneDNN/CUDA lines when it start
 `--verbose` (or `TFP_ALINE_VERBOSE=1`) leaves TensorFlow's logging as it is. Nothing here
 disables a GPU: with an NVIDIA driver present a failing cuInit is a real problem and is shown.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,11 @@ _NOISE = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     "To enable the following instructions:",  # continuation of cpu_feature_guard's info line
 )
-_GPU_PLUGIN_NOISE = ("Unable to register cuDNN factory", "Unable to register cuFFT factory",
-                     "Unable to register cuBLAS factory")
+_GPU_PLUGIN_NOISE = (
+    "Unable to register cuDNN factory",
+    "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory",
+)
 _NO_DRIVER_NOISE = ("failed call to cuInit",)
 
 

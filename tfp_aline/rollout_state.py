@@ -1,4 +1,5 @@
 """Fixed-shape state of a T-step rollout, so the whole loop compiles into one graph."""
+
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -28,14 +29,16 @@ def initial_state(batch: EpisodeBatch, horizon: int) -> RolloutState:
     num_initial = batch.context_x.shape[1]
     batch_size = tf.shape(batch.query_x)[0]
     free = [[0, 0], [0, horizon], [0, 0]]
-    context_mask = tf.concat([tf.ones([batch_size, num_initial], tf.bool),
-                              tf.zeros([batch_size, horizon], tf.bool)], axis=1)
+    context_mask = tf.concat(
+        [tf.ones([batch_size, num_initial], tf.bool), tf.zeros([batch_size, horizon], tf.bool)], axis=1
+    )
     return RolloutState(
         context_x=tf.pad(batch.context_x, free),
         context_y=tf.pad(batch.context_y, free),
         context_mask=context_mask,
         taken=tf.zeros(tf.shape(batch.query_x)[:2], tf.bool),
-        step=tf.constant(0, tf.int32))
+        step=tf.constant(0, tf.int32),
+    )
 
 
 def observe(state: RolloutState, batch: EpisodeBatch, index) -> RolloutState:
@@ -56,11 +59,17 @@ def observe(state: RolloutState, batch: EpisodeBatch, index) -> RolloutState:
         context_y=tf.where(in_slot[None, :, None], new_y[:, None, :], state.context_y),
         context_mask=state.context_mask | in_slot[None, :],
         taken=state.taken | chosen,
-        step=state.step + 1)
+        step=state.step + 1,
+    )
 
 
 def model_inputs(state: RolloutState, batch: EpisodeBatch, target_mask) -> dict:
     """The `AlineModel` inputs dict for the current state; target_mask [B, L + M] bool."""
-    return {"context_x": state.context_x, "context_y": state.context_y, "context_mask": state.context_mask,
-            "query_x": batch.query_x, "target_x": batch.target_x,
-            "target_mask": tf.cast(target_mask, tf.bool)}
+    return {
+        "context_x": state.context_x,
+        "context_y": state.context_y,
+        "context_mask": state.context_mask,
+        "query_x": batch.query_x,
+        "target_x": batch.target_x,
+        "target_mask": tf.cast(target_mask, tf.bool),
+    }

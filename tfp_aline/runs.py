@@ -1,5 +1,6 @@
 """Run directories: load a trained run (config, task, model) for evaluation, advice and export;
 find its newest readable checkpoint; refuse a run dir that training would overwrite or cannot resume."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,8 +44,10 @@ class CheckpointInfo(NamedTuple):
         so that a refusal stays the only line)."""
         if self.skipped:
             names = ", ".join([self.skipped[0][0]] + [Path(p).name for p, _ in self.skipped[1:]])
-            warn(f"{names} {'is' if len(self.skipped) == 1 else 'are'} unreadable: {self.skipped[0][1]}; "
-                 f"using the previous checkpoint {self.name} (epoch {self.epoch})")
+            warn(
+                f"{names} {'is' if len(self.skipped) == 1 else 'are'} unreadable: {self.skipped[0][1]}; "
+                f"using the previous checkpoint {self.name} (epoch {self.epoch})"
+            )
 
 
 def _first_line(e: Exception) -> str:
@@ -134,27 +137,34 @@ def load_run(run_dir, use_checkpoint: bool = False) -> Run:
     found.warn_skipped()
     if not use_checkpoint:
         total = cfg.training.epochs
-        warn(f"{path} has no {MODEL_FILE}: using its checkpoint {found.name}, epoch {found.epoch} of {total}"
-             + (", a partly trained model" if found.epoch < total else ""))
+        warn(
+            f"{path} has no {MODEL_FILE}: using its checkpoint {found.name}, epoch {found.epoch} of {total}"
+            + (", a partly trained model" if found.epoch < total else "")
+        )
     model = build_model(cfg, task)
     try:
         tf.train.Checkpoint(model=model).restore(found.path).expect_partial()
     except (ValueError, AssertionError) as e:
-        raise TfpAlineError(f"{found.path}: does not fit the network of {path / CONFIG_FILE} "
-                            f"({type(e).__name__}: {_first_line(e)})") from None
+        raise TfpAlineError(
+            f"{found.path}: does not fit the network of {path / CONFIG_FILE} ({type(e).__name__}: {_first_line(e)})"
+        ) from None
     return Run(path, cfg, task, model)
 
 
 def config_differences(saved, cfg) -> list:
     """'network.embed_dim: 16 in the run, 32 now' for every setting that must stay as trained."""
+
     def flat(value):  # the task section flattens its options, as config.yaml writes them
         return value.to_dict() if hasattr(value, "to_dict") else dataclasses.asdict(value)
 
     out = [] if saved.seed == cfg.seed else [f"seed: {saved.seed} in the run, {cfg.seed} now"]
     for section in FIXED_ON_RESUME:
         old, new = flat(getattr(saved, section)), flat(getattr(cfg, section))
-        out += [f"{section}.{k}: {old.get(k)!r} in the run, {new.get(k)!r} now"
-                for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+        out += [
+            f"{section}.{k}: {old.get(k)!r} in the run, {new.get(k)!r} now"
+            for k in dict.fromkeys([*old, *new])
+            if old.get(k) != new.get(k)
+        ]
     return out
 
 
@@ -174,22 +184,28 @@ def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
     has_checkpoints = (ckpt_dir / "checkpoint").is_file()  # CheckpointManager's index of its checkpoints
     if not resume:
         if has_checkpoints:
-            raise TrainingError(f"{logdir} already holds checkpoints: pass --resume to continue that run, "
-                                "or choose another --logdir")
+            raise TrainingError(
+                f"{logdir} already holds checkpoints: pass --resume to continue that run, or choose another --logdir"
+            )
         finished = [n for n in (MODEL_FILE, EVALUATION_FILE) if (logdir / n).exists()]
         if finished:
-            raise TrainingError(f"{logdir} already holds {' and '.join(finished)} of an earlier run and no "
-                                "checkpoint to resume from; choose another --logdir (nothing was overwritten)")
+            raise TrainingError(
+                f"{logdir} already holds {' and '.join(finished)} of an earlier run and no "
+                "checkpoint to resume from; choose another --logdir (nothing was overwritten)"
+            )
         return None
     if not has_checkpoints:
-        raise TrainingError(f"{logdir}: nothing to resume, no checkpoint under {ckpt_dir}; "
-                            "train without --resume into a new --logdir")
+        raise TrainingError(
+            f"{logdir}: nothing to resume, no checkpoint under {ckpt_dir}; train without --resume into a new --logdir"
+        )
     _check_resume_config(logdir, cfg, TrainingError)
     found = find_checkpoint(ckpt_dir)
     if cfg.training.epochs < found.epoch:
-        raise TrainingError(f"cannot resume {logdir}: training.epochs = {cfg.training.epochs} is below epoch "
-                            f"{found.epoch} that its checkpoint {found.name} reached; pass --set "
-                            f"training.epochs={found.epoch} or more")
+        raise TrainingError(
+            f"cannot resume {logdir}: training.epochs = {cfg.training.epochs} is below epoch "
+            f"{found.epoch} that its checkpoint {found.name} reached; pass --set "
+            f"training.epochs={found.epoch} or more"
+        )
     found.warn_skipped()
     return found
 
@@ -201,5 +217,7 @@ def _check_resume_config(logdir: Path, cfg, error):
     if saved.exists():
         diffs = config_differences(load_config(saved, check_targets=False), cfg)
         if diffs:
-            raise error(f"cannot resume {logdir}: {'; '.join(diffs)} (network, task, episodes and seed must stay "
-                        f"as in its {CONFIG_FILE}; train into a new --logdir to change them)")
+            raise error(
+                f"cannot resume {logdir}: {'; '.join(diffs)} (network, task, episodes and seed must stay "
+                f"as in its {CONFIG_FILE}; train into a new --logdir to change them)"
+            )

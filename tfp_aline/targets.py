@@ -1,4 +1,5 @@
 """Target masks: which parameter and predictive tokens form an episode's inference goal."""
+
 import numpy as np
 import tensorflow as tf
 

@@ -1,5 +1,6 @@
 """Acquisition methods behind one interface: the learned policy and the baselines score candidates; the
 evaluation asks the best untaken one."""
+
 from __future__ import annotations
 
 import time
@@ -40,8 +41,9 @@ class PolicyAcquisition(Acquisition):
 
     def __init__(self, model):
         self.model = model
-        self._forward = tf.function(lambda inputs: model(inputs, compute_policy=True)["policy_logits"],
-                                    reduce_retracing=True)
+        self._forward = tf.function(
+            lambda inputs: model(inputs, compute_policy=True)["policy_logits"], reduce_retracing=True
+        )
 
     def scores(self, state):
         return self._forward(model_inputs(state, self.batch, self.target_mask)).numpy()
@@ -80,8 +82,9 @@ class UncertaintyAcquisition(Acquisition):
         # The candidates themselves become the predictive targets; parameter tokens stay active.
         num_params = self.model.num_parameters
         inputs["target_x"] = b.query_x
-        inputs["target_mask"] = tf.concat([self.target_mask[:, :num_params],
-                                           tf.ones(tf.shape(b.query_x)[:2], tf.bool)], axis=1)
+        inputs["target_mask"] = tf.concat(
+            [self.target_mask[:, :num_params], tf.ones(tf.shape(b.query_x)[:2], tf.bool)], axis=1
+        )
         return self._entropy(inputs).numpy()
 
 
@@ -98,8 +101,9 @@ class AcquisitionRun(NamedTuple):
     state: RolloutState
 
 
-def run_acquisition(method: Acquisition, batch, target_mask, horizon: int, seed, progress=None,
-                    warm_up: bool = True) -> AcquisitionRun:
+def run_acquisition(
+    method: Acquisition, batch, target_mask, horizon: int, seed, progress=None, warm_up: bool = True
+) -> AcquisitionRun:
     """T greedy steps of `method` on a batch; the same loop for every method (policy and baselines).
 
     warm_up: score once before timing, so that tracing and compilation are not counted as

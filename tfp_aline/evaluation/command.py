@@ -4,6 +4,7 @@ SIGINT, SIGTERM and SIGHUP finish the (target, method) run in flight, write the 
 far to OUT-partial/ (OUT itself is left as it was) and exit with 128 + the signal number; the same
 signal again stops at once. Every file is written atomically, so none is ever half-written.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -19,8 +20,19 @@ REFERENCES = ("oracle", "prior")  # rows that need no queries: not a method run 
 PARTIAL_SUFFIX = "-partial"
 
 
-def evaluate_command(run_dir, episodes=None, methods=None, out=None, seed=0, baseline_episodes=None,
-                     targets=None, nuts_people=0, exact=True, progress=True, argv=None) -> int:
+def evaluate_command(
+    run_dir,
+    episodes=None,
+    methods=None,
+    out=None,
+    seed=0,
+    baseline_episodes=None,
+    targets=None,
+    nuts_people=0,
+    exact=True,
+    progress=True,
+    argv=None,
+) -> int:
     """Load RUN_DIR, evaluate every method, write the report files; print where they are."""
     for name, value in (("--episodes", episodes), ("--baseline-episodes", baseline_episodes)):
         if value is not None and value < 2:
@@ -39,8 +51,11 @@ def evaluate_command(run_dir, episodes=None, methods=None, out=None, seed=0, bas
 
     def on_signal(signum):
         received.append(signum)
-        print(f"{signal.Signals(signum).name} received: finishing the method in flight, then writing the "
-              "partial results (send it again to stop at once)", flush=True)
+        print(
+            f"{signal.Signals(signum).name} received: finishing the method in flight, then writing the "
+            "partial results (send it again to stop at once)",
+            flush=True,
+        )
 
     def should_stop():
         if received:
@@ -48,8 +63,9 @@ def evaluate_command(run_dir, episodes=None, methods=None, out=None, seed=0, bas
         return bool(received)
 
     with stop_on_signals(on_signal):
-        result = _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact,
-                           progress, should_stop)
+        result = _evaluate(
+            run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress, should_stop
+        )
         if stopped:
             _write_partial(result, received[0], out, run_dir, command)  # raises Stopped
         paths = _write(result, out, run_dir, command, tensorboard_dir)
@@ -57,8 +73,7 @@ def evaluate_command(run_dir, episodes=None, methods=None, out=None, seed=0, bas
     return 0
 
 
-def _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress,
-              should_stop):
+def _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress, should_stop):
     from tfp_aline.evaluation.evaluate import EvalSettings, evaluate_run
     from tfp_aline.runs import load_run
     from tfp_aline.training.devices import describe_devices
@@ -67,13 +82,23 @@ def _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts
     print(f"device: {describe_devices()}", flush=True)
     if targets:
         for t in targets:
-            if t not in ("all", "predictive") and t not in run.task.parameter_groups \
-                    and t not in run.task.parameter_names:
-                raise TfpAlineError(f"--targets: unknown target {t!r} (known: all, predictive, "
-                                    f"{', '.join(run.task.parameter_groups)})")
-    settings = EvalSettings(episodes=episodes or run.cfg.evaluation.people, baseline_episodes=baseline_episodes,
-                            methods=tuple(methods) if methods else None, targets=tuple(targets) if targets else None,
-                            seed=seed, exact=exact, nuts_people=nuts_people)
+            if (
+                t not in ("all", "predictive")
+                and t not in run.task.parameter_groups
+                and t not in run.task.parameter_names
+            ):
+                raise TfpAlineError(
+                    f"--targets: unknown target {t!r} (known: all, predictive, {', '.join(run.task.parameter_groups)})"
+                )
+    settings = EvalSettings(
+        episodes=episodes or run.cfg.evaluation.people,
+        baseline_episodes=baseline_episodes,
+        methods=tuple(methods) if methods else None,
+        targets=tuple(targets) if targets else None,
+        seed=seed,
+        exact=exact,
+        nuts_people=nuts_people,
+    )
     return evaluate_run(run, settings, progress=progress, should_stop=should_stop)
 
 
@@ -96,8 +121,9 @@ def _write_partial(result, signum, out: Path, run_dir, command):
     untouched = f" ({out} is unchanged)" if out.exists() else ""
     done = [(t, m) for m, t in dict.fromkeys((r[0], r[1]) for r in result.rows) if m not in REFERENCES]
     if not done:
-        raise Stopped(f"{name} received: evaluation stopped before any method run finished; nothing written{untouched}",
-                      signum)
+        raise Stopped(
+            f"{name} received: evaluation stopped before any method run finished; nothing written{untouched}", signum
+        )
     kept = {t for t, _ in done}
     result.rows = [r for r in result.rows if r[1] in kept]  # drop references of targets not reached
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
@@ -105,8 +131,14 @@ def _write_partial(result, signum, out: Path, run_dir, command):
         with atomic.atomic_dir(partial) as tmp:  # an older partial result is replaced whole
             write_report(result, tmp, run_dir=run_dir, command=f"{command}  (stopped by {name}: partial)")
     except OSError as e:
-        raise Stopped(f"{name} received: evaluation stopped; the partial results could not be written to "
-                      f"{partial} ({e.strerror or e})", signum) from None
+        raise Stopped(
+            f"{name} received: evaluation stopped; the partial results could not be written to "
+            f"{partial} ({e.strerror or e})",
+            signum,
+        ) from None
     runs = ", ".join(f"{m} on {t}" for t, m in done)
-    raise Stopped(f"{name} received: evaluation stopped after {len(done)} method run(s) ({runs}); partial "
-                  f"results in {partial}{untouched}", signum)
+    raise Stopped(
+        f"{name} received: evaluation stopped after {len(done)} method run(s) ({runs}); partial "
+        f"results in {partial}{untouched}",
+        signum,
+    )

@@ -1,4 +1,5 @@
 """Evaluate a trained run: every method on identical simulated episodes, metrics per step t = 0..T."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,8 +78,9 @@ def check_method(name: str, task) -> None:
     """Raise if `name` is not a method for this task."""
     allowed = available_methods(task)
     if name not in allowed:
-        raise TfpAlineError(f"--methods: unknown method {name!r} for task {task.name!r} (expected: "
-                            f"{', '.join(allowed)})")
+        raise TfpAlineError(
+            f"--methods: unknown method {name!r} for task {task.name!r} (expected: {', '.join(allowed)})"
+        )
 
 
 def make_method(name: str, run):
@@ -152,8 +154,7 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
 
     jobs = [(t, meth) for t in targets for meth in methods if applicable(meth, t, task)]
     total = sum(T * (B if meth in CHEAP else B_base) for t, meth in jobs)
-    bar = tqdm(total=total, desc="acquisition (person-steps)", unit_scale=True, disable=not progress,
-               mininterval=2.0)
+    bar = tqdm(total=total, desc="acquisition (person-steps)", unit_scale=True, disable=not progress, mininterval=2.0)
     reusable = {}
     for ti, target in enumerate(targets):
         if stop():
@@ -173,12 +174,23 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
                 result = run_acquisition(acq, b, tmask, T, [settings.seed, 1], progress=_PersonSteps(bar, n_ep))
                 if acq.target_agnostic:
                     reusable[method_name] = result
-            chosen_x[(target, method_name)] = tf.gather(b.query_x, tf.transpose(result.chosen),
-                                                        batch_dims=1).numpy().transpose(1, 0, 2)
+            chosen_x[(target, method_name)] = (
+                tf.gather(b.query_x, tf.transpose(result.chosen), batch_dims=1).numpy().transpose(1, 0, 2)
+            )
             per_decision_ms = 1e3 * result.seconds / n_ep
             for t in range(1, T + 1):
-                rows.append((method_name, target, t, "ms_per_decision", float(per_decision_ms[t - 1]),
-                             float(per_decision_ms[t - 1]), float(per_decision_ms[t - 1]), n_ep))
+                rows.append(
+                    (
+                        method_name,
+                        target,
+                        t,
+                        "ms_per_decision",
+                        float(per_decision_ms[t - 1]),
+                        float(per_decision_ms[t - 1]),
+                        float(per_decision_ms[t - 1]),
+                        n_ep,
+                    )
+                )
             pmask = tmask.numpy()[:, :L]
             has_params = bool(pmask.any())
             for t in range(T + 1):
@@ -205,10 +217,9 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
                 add(method_name, target, t, "rmse_sample", M.rmse_sample(samples, th, pmask))
                 cdf = q.cdf(tf.constant(th, tf.float32)).numpy()
                 for level in COVERAGE_LEVELS:
-                    add(method_name, target, t, f"coverage{int(100 * level)}",
-                        M.coverage_from_cdf(cdf, pmask, level))
+                    add(method_name, target, t, f"coverage{int(100 * level)}", M.coverage_from_cdf(cdf, pmask, level))
                 if method_name == "policy" and t in (0, T // 2, T):
-                    sbc[(target, t)] = M.sbc_ranks(samples[:settings.sbc_samples], th, pmask)
+                    sbc[(target, t)] = M.sbc_ranks(samples[: settings.sbc_samples], th, pmask)
                 if settings.exact:
                     ref = reference_samples(task, state, settings.num_samples, s_seed)
                     add(method_name, target, t, "rmse_mean_exact", M.rmse_mean(ref.mean(0), th, pmask))
@@ -216,12 +227,15 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
                     add(method_name, target, t, "rmse_sample_exact", M.rmse_sample(ref, th, pmask))
                     add(method_name, target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
             if method_name == "policy" and settings.nuts_people and has_params:
-                rows.extend(_nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T,
-                                        settings, progress))
+                rows.extend(
+                    _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, settings, progress)
+                )
         if m:  # references that need no queries: the oracle knows theta, the prior-only model nothing
             y = batch.target_y.numpy()[..., 0]
-            for name, probs in (("oracle", _oracle_probs(task, batch.theta, batch.target_x)),
-                                ("prior", task.prior_predictive_probs(batch.target_x.numpy(), seed))):
+            for name, probs in (
+                ("oracle", _oracle_probs(task, batch.theta, batch.target_x)),
+                ("prior", task.prior_predictive_probs(batch.target_x.numpy(), seed)),
+            ):
                 probs = np.asarray(probs, np.float64)
                 for t in range(T + 1):
                     add(name, target, t, "log_loss", M.log_loss(probs, y))
@@ -245,20 +259,21 @@ def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, se
     if progress:
         print(f"NUTS on {k} people (4 chains x 500 draws after 500 warm-up)...", flush=True)
     start = time.perf_counter()
-    nuts = nuts_posterior(task, x, y, mask, num_chains=4, num_results=500, num_burnin=500,
-                          seed=(settings.seed, 99))
+    nuts = nuts_posterior(task, x, y, mask, num_chains=4, num_results=500, num_burnin=500, seed=(settings.seed, 99))
     seconds = time.perf_counter() - start
-    pmask = tmask.numpy()[:k, :task.num_parameters]
+    pmask = tmask.numpy()[:k, : task.num_parameters]
     th = theta[:k]
     sub = {key: v[:k] for key, v in model_inputs(state, b, tmask).items()}
     amortized = model.posterior(forward(sub)).mean().numpy()
     reference = task.reference_mean(x, y, mask, tf.constant([settings.seed, 98]))
     out = []
-    for metric, mean in (("rmse_mean_nuts", nuts.flat.numpy().mean(0)), ("rmse_mean_reference_nuts_people", reference),
-                         ("rmse_mean_amortized_nuts_people", amortized)):
+    for metric, mean in (
+        ("rmse_mean_nuts", nuts.flat.numpy().mean(0)),
+        ("rmse_mean_reference_nuts_people", reference),
+        ("rmse_mean_amortized_nuts_people", amortized),
+    ):
         out.append(("policy", target, T, metric, *M.summarize(M.rmse_mean(mean, th, pmask))))
-    out.append(("policy", target, T, "nuts_max_rhat", float(nuts.rhat.numpy().max()),
-                float("nan"), float("nan"), k))
+    out.append(("policy", target, T, "nuts_max_rhat", float(nuts.rhat.numpy().max()), float("nan"), float("nan"), k))
     out.append(("policy", target, T, "nuts_seconds_per_person", seconds / k, float("nan"), float("nan"), k))
     return out
 

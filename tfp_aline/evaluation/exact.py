@@ -1,4 +1,5 @@
 """Exact reference posteriors for a task: batched NUTS (tfp.mcmc) and a Laplace approximation."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -30,8 +31,18 @@ class NutsResult(NamedTuple):
         return tf.reshape(self.draws, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
 
 
-def nuts_posterior(task, x, y, mask=None, init=None, num_chains: int = 4, num_results: int = 500,
-                   num_burnin: int = 500, seed=(0, 0), jit_compile: bool = True) -> NutsResult:
+def nuts_posterior(
+    task,
+    x,
+    y,
+    mask=None,
+    init=None,
+    num_chains: int = 4,
+    num_results: int = 500,
+    num_burnin: int = 500,
+    seed=(0, 0),
+    jit_compile: bool = True,
+) -> NutsResult:
     """NUTS on `task.log_posterior` for P people in parallel, with step sizes adapted per person.
 
     x: [P, n, Dx], y: [P, n, Dy], mask: [P, n] bool or None; init: [P, L] start (default: the
@@ -57,8 +68,14 @@ def nuts_posterior(task, x, y, mask=None, init=None, num_chains: int = 4, num_re
     kernel = tfm.DualAveragingStepSizeAdaptation(sampler, num_adaptation_steps=int(0.8 * num_burnin))
 
     def run(s):
-        return tfm.sample_chain(num_results, state, kernel=kernel, num_burnin_steps=num_burnin, seed=s,
-                                trace_fn=lambda _, r: r.new_step_size)
+        return tfm.sample_chain(
+            num_results,
+            state,
+            kernel=kernel,
+            num_burnin_steps=num_burnin,
+            seed=s,
+            trace_fn=lambda _, r: r.new_step_size,
+        )
 
     draws, step = tf.function(run, jit_compile=jit_compile)(tf.constant(seed, tf.int32))
     rhat = tfm.potential_scale_reduction(draws, independent_chain_ndims=1, split_chains=True)
@@ -68,6 +85,7 @@ def nuts_posterior(task, x, y, mask=None, init=None, num_chains: int = 4, num_re
 
 def _newton_mode(task, x, y, mask, num_steps: int):
     """Damped Newton iterations to the posterior mode, as one graph loop: ([P, L], [P, L, L] Hessian)."""
+
     def grad_hess(th):
         with tf.GradientTape() as outer:
             outer.watch(th)
@@ -105,8 +123,7 @@ def laplace_posterior(task, x, y, mask=None, num_steps: int = 30):
     mask = tf.ones(tf.shape(x)[:2], tf.bool) if mask is None else tf.cast(mask, tf.bool)
     key = (id(task), num_steps)
     if key not in _COMPILED:
-        _COMPILED[key] = tf.function(lambda a, b, m: _newton_mode(task, a, b, m, num_steps),
-                                     reduce_retracing=True)
+        _COMPILED[key] = tf.function(lambda a, b, m: _newton_mode(task, a, b, m, num_steps), reduce_retracing=True)
     theta, h = _COMPILED[key](x, y, mask)
     cov = tf.linalg.inv(-h)
     cov = 0.5 * (cov + tf.linalg.matrix_transpose(cov))

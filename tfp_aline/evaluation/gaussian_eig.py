@@ -1,5 +1,6 @@
 """Greedy expected information gain (EIG about a parameter subset, EPIG about predictive days) under a
 Gaussian posterior of a linear-logit binary model (the migraine model), by Gauss-Hermite quadrature."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -114,7 +115,7 @@ class GreedyEIGAcquisition(_LaplaceGain):
 
     def scores(self, state):
         mean, cov = self.posterior_moments(state)
-        subset = self.target_mask.numpy()[:, :self.task.num_parameters]
+        subset = self.target_mask.numpy()[:, : self.task.num_parameters]
         if not subset.any(axis=1).all():
             raise ValueError("greedy-eig needs parameter targets; use greedy-epig for predictive targets")
         return eig_parameters(mean, cov, design_matrix(self.batch.query_x), subset)
@@ -134,5 +135,5 @@ def prior_predictive(task, x):
     """Population model's p(y = 1 | x) knowing only the prior: x [B, M, D] -> [B, M]."""
     a = design_matrix(x)
     mean = np.asarray(task.prior_mean, np.float64)
-    var = np.einsum("bml,l->bm", a ** 2, np.asarray(task.prior_std, np.float64) ** 2)
+    var = np.einsum("bml,l->bm", a**2, np.asarray(task.prior_std, np.float64) ** 2)
     return mean_sigmoid(a @ mean, var)

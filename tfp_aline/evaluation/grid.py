@@ -1,4 +1,5 @@
 """Grid baselines for the psychometric task: an exact grid posterior, QUEST+ and Psi-marginal acquisition."""
+
 from __future__ import annotations
 
 import functools
@@ -73,9 +74,14 @@ class PsychometricGrid:
         rows = -(-len(x) // _EPISODE_CHUNK) * _EPISODE_CHUNK
         pad = [[0, rows - len(x)], [0, slots - len(used)]]
         x, y, mask = (np.pad(v[:, used], pad) for v in (x, y, mask))
-        return np.concatenate([self._log_posterior(x[i:i + _EPISODE_CHUNK], y[i:i + _EPISODE_CHUNK],
-                                                   mask[i:i + _EPISODE_CHUNK], group).numpy()
-                               for i in range(0, rows, _EPISODE_CHUNK)])[:len(context_mask)]
+        return np.concatenate(
+            [
+                self._log_posterior(
+                    x[i : i + _EPISODE_CHUNK], y[i : i + _EPISODE_CHUNK], mask[i : i + _EPISODE_CHUNK], group
+                ).numpy()
+                for i in range(0, rows, _EPISODE_CHUNK)
+            ]
+        )[: len(context_mask)]
 
     def _log_posterior_graph(self, x, y, mask, group):
         """Normalised sum_c log p(y_c | x_c, theta_g) over valid slots: [B, C] each -> [B, G]; C % group == 0."""
@@ -234,7 +240,7 @@ def _state_posterior(grid, state, chunk):
     """(episode slice, log weights) of a rollout state, a chunk of episodes at a time."""
     cx, cy, cm = (np.asarray(v) for v in (state.context_x, state.context_y, state.context_mask))
     for lo in range(0, len(cx), chunk):
-        yield slice(lo, lo + chunk), grid.log_posterior(cx[lo:lo + chunk], cy[lo:lo + chunk], cm[lo:lo + chunk])
+        yield slice(lo, lo + chunk), grid.log_posterior(cx[lo : lo + chunk], cy[lo : lo + chunk], cm[lo : lo + chunk])
 
 
 def grid_posterior_samples(task, state, num_samples: int, seed, grid: PsychometricGrid | None = None) -> np.ndarray:
@@ -242,8 +248,7 @@ def grid_posterior_samples(task, state, num_samples: int, seed, grid: Psychometr
     grid = grid if grid is not None else default_grid(task)
     batch = int(np.shape(state.context_mask)[0])
     u = tf.random.stateless_uniform([num_samples, batch, 5], seed, dtype=tf.float64).numpy()
-    return np.concatenate([grid._sample(logw, u[:, rows]) for rows, logw in _state_posterior(grid, state, 64)],
-                          axis=1)
+    return np.concatenate([grid._sample(logw, u[:, rows]) for rows, logw in _state_posterior(grid, state, 64)], axis=1)
 
 
 def grid_posterior_mean(task, state, grid: PsychometricGrid | None = None) -> np.ndarray:

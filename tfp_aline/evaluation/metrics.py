@@ -1,4 +1,5 @@
 """Per-episode evaluation metrics: posterior error, interval coverage, predictive scores, SBC ranks."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Write an evaluation: metrics.csv (long format), report.md, PNG plots and TensorBoard curves."""
+
 from __future__ import annotations
 
 import io
@@ -12,9 +13,23 @@ from tfp_aline.evaluation import metrics as M
 
 COLUMNS = ["method", "target", "step", "metric", "mean", "ci_low", "ci_high", "n"]
 # Metrics shown in the summary table at step T, in this order, when present.
-SUMMARY = ("log_q", "log_q_gain_vs_random", "rmse_mean", "rmse_paper", "rmse_sample", "coverage50", "coverage90",
-           "rmse_mean_exact", "rmse_paper_exact", "rmse_sample_exact", "coverage90_exact", "log_loss", "brier", "auc",
-           "ms_per_decision")
+SUMMARY = (
+    "log_q",
+    "log_q_gain_vs_random",
+    "rmse_mean",
+    "rmse_paper",
+    "rmse_sample",
+    "coverage50",
+    "coverage90",
+    "rmse_mean_exact",
+    "rmse_paper_exact",
+    "rmse_sample_exact",
+    "coverage90_exact",
+    "log_loss",
+    "brier",
+    "auc",
+    "ms_per_decision",
+)
 CURVES = ("log_q", "rmse_mean", "rmse_paper", "rmse_paper_exact", "coverage90", "log_loss", "auc")
 
 
@@ -84,7 +99,7 @@ def _plot_sbc(sbc, num_samples, path):
         ax.hist(ranks, bins=bins, color="tab:blue", alpha=0.8)
         ax.axhline(len(ranks) / 20, color="k", ls="--", lw=1)
         ax.set_title(f"{key[0]}, t={key[1]} (p={M.sbc_uniformity_pvalue(ranks, num_samples):.2f})", fontsize=8)
-    for ax in axes.ravel()[len(keys):]:
+    for ax in axes.ravel()[len(keys) :]:
         ax.axis("off")
     fig.suptitle("SBC ranks of the amortized posterior (policy's data); dashed: uniform", fontsize=9)
     fig.tight_layout()
@@ -153,30 +168,39 @@ def write_report(result, out_dir, run_dir=None, command: str = "", tensorboard_d
             p = _plot_curves(df, target, metric, out / f"{_slug(target)}_{metric}.png")
             if p:
                 figures.append(p)
-    for p in (_plot_sbc(result.sbc, result.settings.sbc_samples, out / "sbc.png"),
-              _plot_coverage(df, out / "coverage.png")):
+    for p in (
+        _plot_sbc(result.sbc, result.settings.sbc_samples, out / "sbc.png"),
+        _plot_coverage(df, out / "coverage.png"),
+    ):
         if p:
             figures.append(p)
     paths += figures
     s = result.settings
-    lines = [f"# Evaluation of {run_dir or 'a run'}", "",
-             f"Task `{result.task_name}`; {s.episodes} simulated people per target "
-             f"(non-amortized baselines on the first {min(s.baseline_episodes or s.episodes, s.episodes)}), "
-             f"horizon T={T}, seed {s.seed}. Every method ran on the same people, candidate pools and "
-             "targets. Values are means over people with 95% intervals (normal approximation; AUC: "
-             "pooled, bootstrap over people).", ""]
+    lines = [
+        f"# Evaluation of {run_dir or 'a run'}",
+        "",
+        f"Task `{result.task_name}`; {s.episodes} simulated people per target "
+        f"(non-amortized baselines on the first {min(s.baseline_episodes or s.episodes, s.episodes)}), "
+        f"horizon T={T}, seed {s.seed}. Every method ran on the same people, candidate pools and "
+        "targets. Values are means over people with 95% intervals (normal approximation; AUC: "
+        "pooled, bootstrap over people).",
+        "",
+    ]
     if command:
         lines += ["Command:", "", f"    {command}", ""]
-    lines += ["Metrics: `log_q` mean log density of the true target values under the amortized "
-              "posterior (predictive targets: of the held-out outcomes); `rmse_mean` posterior-mean RMSE; "
-              "`rmse_paper` the ALINE paper's RMSE (posterior samples clipped to the prior's support, root mean "
-              "squared error over samples per parameter, then the mean over the target's parameters); "
-              "`rmse_sample` the root of the mean squared error over samples and parameters together; "
-              "`coverage50/90` share "
-              "of true values inside the central intervals; `_exact` the same for the exact reference "
-              "posterior (migraine: Laplace, checked against NUTS; psychometric: dense grid) of the same "
-              "data; `log_loss`, `brier`, `auc` on held-out days (references: `oracle` knows theta, "
-              "`prior` knows only the prior); `ms_per_decision` median wall time per decision per person.", ""]
+    lines += [
+        "Metrics: `log_q` mean log density of the true target values under the amortized "
+        "posterior (predictive targets: of the held-out outcomes); `rmse_mean` posterior-mean RMSE; "
+        "`rmse_paper` the ALINE paper's RMSE (posterior samples clipped to the prior's support, root mean "
+        "squared error over samples per parameter, then the mean over the target's parameters); "
+        "`rmse_sample` the root of the mean squared error over samples and parameters together; "
+        "`coverage50/90` share "
+        "of true values inside the central intervals; `_exact` the same for the exact reference "
+        "posterior (migraine: Laplace, checked against NUTS; psychometric: dense grid) of the same "
+        "data; `log_loss`, `brier`, `auc` on held-out days (references: `oracle` knows theta, "
+        "`prior` knows only the prior); `ms_per_decision` median wall time per decision per person.",
+        "",
+    ]
     for target in dict.fromkeys(df.target):
         lines += [f"## Target `{target}` after T={T} queries", "", summary_table(df, target, T), ""]
         for fig in figures:
@@ -185,16 +209,20 @@ def write_report(result, out_dir, run_dir=None, command: str = "", tensorboard_d
         lines.append("")
     nuts = df[df.metric.str.contains("nuts")]
     if len(nuts):
-        lines += ["## NUTS check at step T (policy's data)", "",
-                  "| target | metric | value | n |", "|---|---|---|---|"]
+        lines += ["## NUTS check at step T (policy's data)", "", "| target | metric | value | n |", "|---|---|---|---|"]
         for _, r in nuts.iterrows():
             lines.append(f"| {r.target} | {r.metric} | {_fmt(r)} | {r.n} |")
         lines.append("")
     if result.sbc:
-        lines += ["## Simulation-based calibration", "",
-                  "Ranks of each true target parameter among "
-                  f"{s.sbc_samples} amortized posterior samples; uniform if calibrated.", "",
-                  "| target | step | ranks | chi-square p |", "|---|---|---|---|"]
+        lines += [
+            "## Simulation-based calibration",
+            "",
+            "Ranks of each true target parameter among "
+            f"{s.sbc_samples} amortized posterior samples; uniform if calibrated.",
+            "",
+            "| target | step | ranks | chi-square p |",
+            "|---|---|---|---|",
+        ]
         for (target, t), ranks in sorted(result.sbc.items()):
             lines.append(f"| {target} | {t} | {len(ranks)} | {M.sbc_uniformity_pvalue(ranks, s.sbc_samples):.3f} |")
         lines += ["", "![sbc](sbc.png)", "", "![coverage](coverage.png)", ""]

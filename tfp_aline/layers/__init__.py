@@ -1,4 +1,5 @@
 """Keras 3 layers of the ALINE network; tensors in, tensors out (no tfd objects)."""
+
 from tfp_aline.layers.embedders import MLP, TokenEmbedder
 from tfp_aline.layers.heads import LogitHead, MixtureHead
 from tfp_aline.layers.transformer import AlineTransformer, TransformerLayer

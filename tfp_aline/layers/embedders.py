@@ -1,4 +1,5 @@
 """Token embedders: turn context points, candidates and targets into d-wide tokens."""
+
 import keras
 import tensorflow as tf
 
@@ -71,12 +72,17 @@ class TokenEmbedder(keras.layers.Layer):
         batch_size = tf.shape(context_x)[0]
         parameters = tf.broadcast_to(parameters[None], [batch_size, self.num_parameters, self.embed_dim])
         parameters = tf.cast(parameters, context.dtype)
-        tokens = {"context": context,
-                  "targets": tf.concat([parameters, self.x_embedder(target_x)], axis=1)}
+        tokens = {"context": context, "targets": tf.concat([parameters, self.x_embedder(target_x)], axis=1)}
         if query_x is not None:
             tokens["queries"] = self.x_embedder(query_x)
         return tokens
 
     def get_config(self):
-        return {**super().get_config(), "num_parameters": self.num_parameters, "x_dim": self.x_dim,
-                "y_dim": self.y_dim, "embed_dim": self.embed_dim, "hidden_dim": self.hidden_dim}
+        return {
+            **super().get_config(),
+            "num_parameters": self.num_parameters,
+            "x_dim": self.x_dim,
+            "y_dim": self.y_dim,
+            "embed_dim": self.embed_dim,
+            "hidden_dim": self.hidden_dim,
+        }

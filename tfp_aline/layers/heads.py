@@ -1,4 +1,5 @@
 """Output heads: Gaussian-mixture posterior marginals and per-token logits, computed in float32."""
+
 import keras
 import tensorflow as tf
 
@@ -30,8 +31,12 @@ class MixtureHead(keras.layers.Layer):
         return logits, locs, tf.nn.softplus(raw_scales) + self.min_scale
 
     def get_config(self):
-        return {**super().get_config(), "num_components": self.num_components,
-                "hidden_dim": self.hidden_dim, "min_scale": self.min_scale}
+        return {
+            **super().get_config(),
+            "num_components": self.num_components,
+            "hidden_dim": self.hidden_dim,
+            "min_scale": self.min_scale,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfp_aline")

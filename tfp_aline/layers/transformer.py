@@ -1,4 +1,5 @@
 """The ALINE transformer: masked attention over context, target and query tokens run as three streams."""
+
 import keras
 import tensorflow as tf
 
@@ -50,7 +51,7 @@ class TransformerLayer(keras.layers.Layer):
         queries [B, N, d] or None, query_key_mask [B, C + T] bool (valid context, active targets)
         -> (tokens [B, C + T, d], queries [B, N, d] or None)."""
         normed = self.attention_norm(tokens)
-        normed_context = normed[:, :tf.shape(context_mask)[1]]
+        normed_context = normed[:, : tf.shape(context_mask)[1]]
         attended = self.attention(normed, normed_context, value_mask=context_mask)
         tokens = tokens + attended * _has_valid_key(context_mask, attended.dtype)
         tokens = tokens + self.feed_forward(self.feed_forward_norm(tokens))
@@ -63,8 +64,7 @@ class TransformerLayer(keras.layers.Layer):
         return tokens, queries
 
     def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "ff_dim": self.ff_dim}
+        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads, "ff_dim": self.ff_dim}
 
 
 @keras.saving.register_keras_serializable(package="tfp_aline")
@@ -118,5 +118,10 @@ class AlineTransformer(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim, "num_layers": self.num_layers,
-                "num_heads": self.num_heads, "ff_dim": self.ff_dim}
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "ff_dim": self.ff_dim,
+        }

@@ -1,9 +1,14 @@
 """Bayesian models (TFP only, no Keras) behind one interface, `Task`; loaded on first use, so that
 reading a config does not import TensorFlow."""
+
 import importlib
 
-_EXPORTS = {"Task": "tfp_aline.tasks.base", "MigraineTask": "tfp_aline.tasks.migraine",
-            "MigraineModelConfig": "tfp_aline.tasks.migraine", "PsychometricTask": "tfp_aline.tasks.psychometric"}
+_EXPORTS = {
+    "Task": "tfp_aline.tasks.base",
+    "MigraineTask": "tfp_aline.tasks.migraine",
+    "MigraineModelConfig": "tfp_aline.tasks.migraine",
+    "PsychometricTask": "tfp_aline.tasks.psychometric",
+}
 
 __all__ = list(_EXPORTS)
 

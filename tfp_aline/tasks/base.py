@@ -1,4 +1,5 @@
 """The task interface: a Bayesian model given as TFP pieces, and what the package derives from them."""
+
 from __future__ import annotations
 
 import abc
@@ -104,7 +105,8 @@ class Task(abc.ABC):
                 return (self.parameter_names.index(target),)
             raise ConfigError(
                 f"unknown target {target!r} for task {self.name!r}; expected 'all', a group "
-                f"({', '.join(self.parameter_groups)}) or a parameter name")
+                f"({', '.join(self.parameter_groups)}) or a parameter name"
+            )
         out = []
         for t in target:
             if isinstance(t, str):
@@ -120,9 +122,11 @@ class Task(abc.ABC):
     def check_predictive(self, num_predictive_targets: int):
         """Predictive targets need a binary outcome: the predictive head is a Bernoulli."""
         if num_predictive_targets and self.outcome != "binary":
-            raise ConfigError(f"task {self.name!r} has {self.outcome} outcomes: predictive targets "
-                              "(episodes.num_predictive_targets > 0, target 'predictive') need a binary "
-                              "outcome until a continuous predictive head exists; use parameter targets")
+            raise ConfigError(
+                f"task {self.name!r} has {self.outcome} outcomes: predictive targets "
+                "(episodes.num_predictive_targets > 0, target 'predictive') need a binary "
+                "outcome until a continuous predictive head exists; use parameter targets"
+            )
 
     # ---- derived from the TFP pieces ------------------------------------------------------
     def joint_distribution(self, num_designs: int, mask=None) -> tfd.JointDistributionNamed:
@@ -137,15 +141,15 @@ class Task(abc.ABC):
                 y = tfd.Masked(y, validity_mask=mask)
             return tfd.Independent(y, reinterpreted_batch_ndims=1)
 
-        return tfd.JointDistributionNamed(dict(theta=self.prior(), x=self.design_distribution(num_designs),
-                                               y=outcome))
+        return tfd.JointDistributionNamed(dict(theta=self.prior(), x=self.design_distribution(num_designs), y=outcome))
 
     def sample_prior(self, batch_size: int, seed):
         """theta ~ p(theta): [B, L]."""
         return self.prior().sample(batch_size, seed=seed)
 
-    def sample_episodes(self, batch_size: int, num_candidates: int, seed, num_initial_context: int = 0,
-                        num_predictive_targets: int = 0) -> EpisodeBatch:
+    def sample_episodes(
+        self, batch_size: int, num_candidates: int, seed, num_initial_context: int = 0, num_predictive_targets: int = 0
+    ) -> EpisodeBatch:
         """Draw B episodes: theta ~ p(theta), a pool of N candidates with their outcomes,
         N0 initial context points and M predictive targets, all for the same theta."""
         n0, n, m = num_initial_context, num_candidates, num_predictive_targets
@@ -153,9 +157,13 @@ class Task(abc.ABC):
         x, y = s["x"], tf.cast(s["y"], self.dtype)[..., None]
         return EpisodeBatch(
             theta=s["theta"],
-            context_x=x[:, :n0], context_y=y[:, :n0],
-            query_x=x[:, n0:n0 + n], query_y=y[:, n0:n0 + n],
-            target_x=x[:, n0 + n:], target_y=y[:, n0 + n:])
+            context_x=x[:, :n0],
+            context_y=y[:, :n0],
+            query_x=x[:, n0 : n0 + n],
+            query_y=y[:, n0 : n0 + n],
+            target_x=x[:, n0 + n :],
+            target_y=y[:, n0 + n :],
+        )
 
     def simulate_outcomes(self, theta, x, seed):
         """y ~ p(y | x, theta); theta: [B, L], x: [B, n, Dx] -> y: [B, n, Dy]."""
@@ -191,8 +199,16 @@ class Task(abc.ABC):
         chains = 4
         draws = -(-num_samples // chains)
         seed = tuple(int(v) for v in np.asarray(seed).ravel()[:2])
-        nuts = nuts_posterior(self, context_x, context_y, context_mask, num_chains=chains, num_results=draws,
-                              num_burnin=max(draws, 200), seed=seed)
+        nuts = nuts_posterior(
+            self,
+            context_x,
+            context_y,
+            context_mask,
+            num_chains=chains,
+            num_results=draws,
+            num_burnin=max(draws, 200),
+            seed=seed,
+        )
         return np.asarray(nuts.flat.numpy()[:num_samples])
 
     def reference_mean(self, context_x, context_y, context_mask, seed):

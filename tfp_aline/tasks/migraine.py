@@ -1,4 +1,5 @@
 """The migraine model as one TFP joint distribution."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,8 +44,13 @@ class MigraineModelConfig:
             "baseline_spread": self.baseline_spread > 0.0,
             "base_rate": 0.0 < self.base_rate < 1.0,
         }
-        expected = {"correlation": "in [0, 1)", "weight_scale": ">= 0", "weight_spread": "> 0",
-                    "baseline_spread": "> 0", "base_rate": "in (0, 1)"}
+        expected = {
+            "correlation": "in [0, 1)",
+            "weight_scale": ">= 0",
+            "weight_spread": "> 0",
+            "baseline_spread": "> 0",
+            "base_rate": "in (0, 1)",
+        }
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"task.{key} = {getattr(self, key)!r}: expected a number {expected[key]}")
@@ -67,9 +73,13 @@ class MigraineOptions:
         self.model_config()  # range checks now, at config load, naming the key
 
     def model_config(self) -> MigraineModelConfig:
-        return MigraineModelConfig(correlation=self.correlation, weight_scale=self.weight_scale,
-                                   weight_spread=self.weight_spread, baseline_spread=self.baseline_spread,
-                                   base_rate=self.base_rate)
+        return MigraineModelConfig(
+            correlation=self.correlation,
+            weight_scale=self.weight_scale,
+            weight_spread=self.weight_spread,
+            baseline_spread=self.baseline_spread,
+            base_rate=self.base_rate,
+        )
 
 
 def signed_correlation(relevance, direction, rho):
@@ -84,8 +94,9 @@ def signed_correlation(relevance, direction, rho):
     try:
         np.linalg.cholesky(corr)
     except np.linalg.LinAlgError:
-        raise ConfigError(f"model.correlation = {rho}: the feature correlation matrix is not "
-                          "positive definite") from None
+        raise ConfigError(
+            f"model.correlation = {rho}: the feature correlation matrix is not positive definite"
+        ) from None
     return corr
 
 
@@ -130,8 +141,7 @@ class MigraineTask(Task):
 
         return cls(read_feature_table(resolve_data_path(options.table), sheet=options.sheet), options.model_config())
 
-    def __init__(self, table: FeatureTable | None = None, config: MigraineModelConfig | None = None,
-                 dtype=tf.float32):
+    def __init__(self, table: FeatureTable | None = None, config: MigraineModelConfig | None = None, dtype=tf.float32):
         self.table = table if table is not None else read_feature_table()
         self.feature_table = self.table
         self.config = config if config is not None else MigraineModelConfig()
@@ -142,8 +152,7 @@ class MigraineTask(Task):
         self.parameter_groups = dict(t.groups, baseline=(t.num_features,))
         self.correlation = signed_correlation(t.relevance, t.direction, c.correlation)
         self.beta_pop = c.weight_scale * t.direction * t.relevance / t.relevance.sum()
-        self.b0 = solve_baseline(self.beta_pop, self.correlation, c.weight_spread,
-                                 c.baseline_spread, c.base_rate)
+        self.b0 = solve_baseline(self.beta_pop, self.correlation, c.weight_spread, c.baseline_spread, c.base_rate)
         self._chol = tf.constant(np.linalg.cholesky(self.correlation), dtype)
 
     @property
@@ -192,12 +201,14 @@ class MigraineTask(Task):
                 day = tfd.Masked(day, validity_mask=day_mask)
             return tfd.Independent(day, reinterpreted_batch_ndims=1)
 
-        return tfd.JointDistributionNamed(dict(
-            w=tfd.Independent(tfd.Normal(tf.constant(self.beta_pop, dt), tf.constant(c.weight_spread, dt)), 1),
-            b=tfd.Normal(tf.constant(self.b0, dt), tf.constant(c.baseline_spread, dt)),
-            z=tfd.Sample(tfd.MultivariateNormalTriL(tf.zeros([self.x_dim], dt), self._chol), num_days),
-            y=outcome,
-        ))
+        return tfd.JointDistributionNamed(
+            dict(
+                w=tfd.Independent(tfd.Normal(tf.constant(self.beta_pop, dt), tf.constant(c.weight_spread, dt)), 1),
+                b=tfd.Normal(tf.constant(self.b0, dt), tf.constant(c.baseline_spread, dt)),
+                z=tfd.Sample(tfd.MultivariateNormalTriL(tf.zeros([self.x_dim], dt), self._chol), num_days),
+                y=outcome,
+            )
+        )
 
     @staticmethod
     def split_theta(theta):
@@ -209,17 +220,22 @@ class MigraineTask(Task):
         s = self.joint_distribution(1).sample(batch_size, seed=seed)
         return tf.concat([s["w"], s["b"][:, None]], axis=-1)
 
-    def sample_episodes(self, batch_size, num_candidates, seed, num_initial_context=0,
-                        num_predictive_targets=0) -> EpisodeBatch:
+    def sample_episodes(
+        self, batch_size, num_candidates, seed, num_initial_context=0, num_predictive_targets=0
+    ) -> EpisodeBatch:
         n0, n, m = num_initial_context, num_candidates, num_predictive_targets
         s = self.joint_distribution(n0 + n + m).sample(batch_size, seed=seed)
         theta = tf.concat([s["w"], s["b"][:, None]], axis=-1)
         z, y = s["z"], s["y"][..., None]
         return EpisodeBatch(
             theta=theta,
-            context_x=z[:, :n0], context_y=y[:, :n0],
-            query_x=z[:, n0:n0 + n], query_y=y[:, n0:n0 + n],
-            target_x=z[:, n0 + n:], target_y=y[:, n0 + n:])
+            context_x=z[:, :n0],
+            context_y=y[:, :n0],
+            query_x=z[:, n0 : n0 + n],
+            query_y=y[:, n0 : n0 + n],
+            target_x=z[:, n0 + n :],
+            target_y=y[:, n0 + n :],
+        )
 
     def outcome_logits(self, theta, x):
         """Logit of a migraine on each day: theta [..., L], x [..., n, D] -> [..., n]."""
@@ -259,5 +275,7 @@ class MigraineTask(Task):
     def evaluation_methods(self):
         from tfp_aline.evaluation.gaussian_eig import GreedyEIGAcquisition, GreedyEPIGAcquisition
 
-        return {"greedy-eig": EvaluationMethod(lambda run: GreedyEIGAcquisition(self), "parameters"),
-                "greedy-epig": EvaluationMethod(lambda run: GreedyEPIGAcquisition(self), "predictive")}
+        return {
+            "greedy-eig": EvaluationMethod(lambda run: GreedyEIGAcquisition(self), "parameters"),
+            "greedy-epig": EvaluationMethod(lambda run: GreedyEPIGAcquisition(self), "predictive"),
+        }

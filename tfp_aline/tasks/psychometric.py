@@ -1,4 +1,5 @@
 """The four-parameter psychometric model of the paper's check, as a TFP joint distribution."""
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ def response_probability(theta, x):
 
     theta: [..., 4], x: [..., n] -> [..., n].
     """
-    threshold, slope, guess, lapse = (theta[..., i:i + 1] for i in range(4))
+    threshold, slope, guess, lapse = (theta[..., i : i + 1] for i in range(4))
     # Clipping z keeps 10^z finite in float32 (and its gradient defined) without changing F:
     # F is already 0 or 1 to float precision outside |z| < 2.
     z = tf.clip_by_value((x - threshold) / slope, -30.0, 30.0)
@@ -86,6 +87,7 @@ class PsychometricTask(Task):
 
                 cls = QuestPlusAcquisition if kind == "questplus" else PsiMarginalAcquisition
                 return cls(default_grid(self))  # one grid per process: its compiled functions trace once
+
             return factory
 
         return {"questplus": EvaluationMethod(make("questplus")), "psi-marginal": EvaluationMethod(make("psi"))}

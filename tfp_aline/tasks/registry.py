@@ -1,4 +1,5 @@
 """Finding a task class by built-in name or import path, and validating its config section."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,10 @@ def task_class(spec: str):
 
     path = BUILTIN.get(spec, spec)
     if ":" not in path:
-        raise ConfigError(f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
-                          "'package.module:ClassName' for a task of your own")
+        raise ConfigError(
+            f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
+            "'package.module:ClassName' for a task of your own"
+        )
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -65,8 +68,10 @@ def _coerce_option(cls_name, key, value, annotation):
         except ValueError:
             pass
     if (isinstance(value, bool) and base != "bool") or not isinstance(value, allowed):
-        raise ConfigError(f"task.{key}: expected {'a number' if base in ('int', 'float') else 'a ' + base}"
-                          f"{' or null' if optional else ''} for {cls_name}, got {value!r}")
+        raise ConfigError(
+            f"task.{key}: expected {'a number' if base in ('int', 'float') else 'a ' + base}"
+            f"{' or null' if optional else ''} for {cls_name}, got {value!r}"
+        )
     return float(value) if base == "float" else value
 
 
@@ -87,8 +92,10 @@ def parse_task_section(raw) -> TaskConfig:
     if not isinstance(spec, str):
         raise ConfigError(f"task.{key}: expected a string, got {spec!r}")
     if key == "name" and spec not in BUILTIN:
-        raise ConfigError(f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
-                          "'package.module:ClassName' for a task of your own")
+        raise ConfigError(
+            f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
+            "'package.module:ClassName' for a task of your own"
+        )
     cls = task_class(spec)
     fields = {f.name: f for f in dataclasses.fields(cls.Options)}
     given = {k: v for k, v in raw.items() if k not in SELECTORS}

@@ -9,6 +9,7 @@ step therefore gives the same gradient as a tape around the whole rollout while 
 activations alive. Differentiating only k uniformly drawn steps, each scaled by (T+1)/k, gives an
 unbiased estimate of that gradient at about k/(T+1) of the cost (`training.gradient_steps`).
 """
+
 import tensorflow as tf
 
 from tfp_aline.rollout_state import RolloutState, model_inputs
@@ -38,8 +39,9 @@ def sample_steps(seed, horizon: int, k: int):
     return tf.sort(tf.math.top_k(scores, k).indices)
 
 
-def stepwise_gradients(model, batch, target_mask, final_state, chosen, weights, alpha, variables,
-                       steps=None, scale=1.0):
+def stepwise_gradients(
+    model, batch, target_mask, final_state, chosen, weights, alpha, variables, steps=None, scale=1.0
+):
     """Gradients of scale * (L_NLL + alpha * L_PG) from the steps in `steps`.
 
     final_state: the `RolloutState` after T queries; chosen: [T, B] int32 choices; weights: [T, B]
@@ -81,6 +83,8 @@ def stepwise_gradients(model, batch, target_mask, final_state, chosen, weights, 
 
     zeros = [tf.zeros_like(v) for v in variables]
     _, grads, inf_ta, tgt_ta = tf.while_loop(
-        lambda i, *_: i < k, body,
-        (tf.constant(0), zeros, tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size)))
+        lambda i, *_: i < k,
+        body,
+        (tf.constant(0), zeros, tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size)),
+    )
     return grads, inf_ta.stack(), tgt_ta.stack()

@@ -1,4 +1,5 @@
 """ALINE's losses: posterior NLL over steps and the REINFORCE surrogate with dense rewards."""
+
 import tensorflow as tf
 
 

@@ -1,4 +1,5 @@
 """`tfp-aline train`: resolve the config and run dir, train, then compare the policy with random queries."""
+
 from __future__ import annotations
 
 import datetime
@@ -23,29 +24,35 @@ def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
     Returns means, 95% intervals (normal approximation) and the paired difference.
     """
     e = cfg.episodes
-    batch, tmask, noise = sample_inputs(task, cfg, target_table(cfg, task), people,
-                                        tf.constant([seed, 0x0E7A1], tf.int32))
-    run = tf.function(lambda mode: rollout(model, batch, tmask, e.horizon, mode, noise).logq[-1],
-                      reduce_retracing=True)
+    batch, tmask, noise = sample_inputs(
+        task, cfg, target_table(cfg, task), people, tf.constant([seed, 0x0E7A1], tf.int32)
+    )
+    run = tf.function(lambda mode: rollout(model, batch, tmask, e.horizon, mode, noise).logq[-1], reduce_retracing=True)
     final = {mode: run(mode).numpy().astype(float) for mode in ("greedy", "random")}
 
     def summary(x):
         half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))
         return {"mean": float(x.mean()), "ci_low": float(x.mean() - half), "ci_high": float(x.mean() + half)}
 
-    return {"people": people, "horizon": e.horizon, "policy": summary(final["greedy"]),
-            "random": summary(final["random"]), "difference": summary(final["greedy"] - final["random"])}
+    return {
+        "people": people,
+        "horizon": e.horizon,
+        "policy": summary(final["greedy"]),
+        "random": summary(final["random"]),
+        "difference": summary(final["greedy"] - final["random"]),
+    }
 
 
 def format_comparison(result: dict) -> str:
     f = lambda s: f"{s['mean']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]"  # noqa: E731
-    return (f"mean log q of the targets after T={result['horizon']} queries on {result['people']} fresh "
-            f"simulated people (95% CI):\n  learned policy: {f(result['policy'])}\n"
-            f"  random queries: {f(result['random'])}\n  policy - random: {f(result['difference'])}")
+    return (
+        f"mean log q of the targets after T={result['horizon']} queries on {result['people']} fresh "
+        f"simulated people (95% CI):\n  learned policy: {f(result['policy'])}\n"
+        f"  random queries: {f(result['random'])}\n  policy - random: {f(result['difference'])}"
+    )
 
 
-def train_command(config=None, logdir=None, overrides=(), resume=False, seed=None, progress=True,
-                  evaluate=True) -> int:
+def train_command(config=None, logdir=None, overrides=(), resume=False, seed=None, progress=True, evaluate=True) -> int:
     overrides = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
     notes = []  # warnings, printed once the run dir is accepted (so a refusal stays one line)
     if logdir is not None:
@@ -58,8 +65,9 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
         saved = Path(logdir) / CONFIG_FILE
         if saved.exists():
             if config is not None and Path(config).resolve() != saved.resolve():
-                notes.append(f"--resume continues with {saved}; --config {config} is not used "
-                             "(change settings with --set)")
+                notes.append(
+                    f"--resume continues with {saved}; --config {config} is not used (change settings with --set)"
+                )
             config = saved  # the run's resolved config; --set may still extend it (e.g. more epochs)
         elif config is None:
             raise ConfigError(f"--resume: {saved} not found and no --config given")
@@ -74,14 +82,19 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
         warn(message)
     result = trainer.fit(progress=progress)
     if result.interrupted:
-        print(f"stopped at epoch {result.epoch}; checkpoint saved; continue with: "
-              f"tfp-aline train --resume --logdir {logdir}")
+        print(
+            f"stopped at epoch {result.epoch}; checkpoint saved; continue with: "
+            f"tfp-aline train --resume --logdir {logdir}"
+        )
         return 128 + int(result.signal or 2)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-    print(f"trained {result.epoch} epochs; model: {Path(logdir) / 'model.keras'}"
-          + (f"; skipped non-finite epochs: {result.skipped_epochs}" if result.skipped_epochs else ""))
+    print(
+        f"trained {result.epoch} epochs; model: {Path(logdir) / 'model.keras'}"
+        + (f"; skipped non-finite epochs: {result.skipped_epochs}" if result.skipped_epochs else "")
+    )
     if evaluate:
-        comparison = policy_vs_random(trainer.model, trainer.task, cfg, cfg.evaluation.people,
-                                      cfg.seed + cfg.evaluation.seed_offset)
+        comparison = policy_vs_random(
+            trainer.model, trainer.task, cfg, cfg.evaluation.people, cfg.seed + cfg.evaluation.seed_offset
+        )
         atomic.write_text(Path(logdir) / "evaluation.json", json.dumps(comparison, indent=2))
         print(format_comparison(comparison))
     return 0

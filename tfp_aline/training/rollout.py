@@ -1,4 +1,5 @@
 """The T-step rollout as one graph loop: choose a candidate, observe it, update the posterior."""
+
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -42,15 +43,22 @@ def rollout(model: AlineModel, batch, target_mask, horizon: int, mode: str, nois
     def forward(state):
         out = model(model_inputs(state, batch, target_mask), compute_policy=use_policy, training=training)
         logits = out["policy_logits"] if use_policy else tf.zeros(tf.shape(state.taken), tf.float32)
-        return (target_log_prob(model, out, batch, target_mask), inference_log_prob(model, out, batch),
-                tf.cast(logits, tf.float32))
+        return (
+            target_log_prob(model, out, batch, target_mask),
+            inference_log_prob(model, out, batch),
+            tf.cast(logits, tf.float32),
+        )
 
     state = initial_state(batch, horizon)
     logq0, inf0, logits0 = forward(state)
     size = dict(size=horizon, element_shape=logq0.shape)
-    arrays = (tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size),
-              tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size),
-              tf.TensorArray(tf.int32, **size))
+    arrays = (
+        tf.TensorArray(tf.float32, **size),
+        tf.TensorArray(tf.float32, **size),
+        tf.TensorArray(tf.float32, **size),
+        tf.TensorArray(tf.float32, **size),
+        tf.TensorArray(tf.int32, **size),
+    )
 
     def body(t, state, logits, logq_ta, inf_ta, logpi_ta, ent_ta, chosen_ta):
         index = choose(logits, state.taken, noise[t], mode)
@@ -61,15 +69,28 @@ def rollout(model: AlineModel, batch, target_mask, horizon: int, mode: str, nois
             log_pi = entropy = tf.zeros(tf.shape(index), tf.float32)
         state = observe(state, batch, index)
         logq, inf, logits = forward(state)
-        return (t + 1, state, logits, logq_ta.write(t, logq), inf_ta.write(t, inf), logpi_ta.write(t, log_pi),
-                ent_ta.write(t, entropy), chosen_ta.write(t, index))
+        return (
+            t + 1,
+            state,
+            logits,
+            logq_ta.write(t, logq),
+            inf_ta.write(t, inf),
+            logpi_ta.write(t, log_pi),
+            ent_ta.write(t, entropy),
+            chosen_ta.write(t, index),
+        )
 
     _, state, _, logq_ta, inf_ta, logpi_ta, ent_ta, chosen_ta = tf.while_loop(
-        lambda t, *_: t < horizon, body, (tf.constant(0), state, logits0, *arrays),
-        maximum_iterations=horizon)
-    return RolloutResult(logq=tf.concat([logq0[None], logq_ta.stack()], 0),
-                         inference_logq=tf.concat([inf0[None], inf_ta.stack()], 0), log_pi=logpi_ta.stack(),
-                         entropy=ent_ta.stack(), chosen=chosen_ta.stack(), state=state)
+        lambda t, *_: t < horizon, body, (tf.constant(0), state, logits0, *arrays), maximum_iterations=horizon
+    )
+    return RolloutResult(
+        logq=tf.concat([logq0[None], logq_ta.stack()], 0),
+        inference_logq=tf.concat([inf0[None], inf_ta.stack()], 0),
+        log_pi=logpi_ta.stack(),
+        entropy=ent_ta.stack(),
+        chosen=chosen_ta.stack(),
+        state=state,
+    )
 
 
 def random_choices(noise, horizon: int):

@@ -1,4 +1,5 @@
 """TensorBoard output: scalars, weight histograms, images of the query strategy and posteriors, hparams."""
+
 import io
 
 import numpy as np
@@ -56,8 +57,14 @@ def query_strategy_figure(chosen_x, x_names, title):
     mean = chosen_x.mean(axis=1)  # [T, Dx]
     lim = max(np.abs(mean).max(), 1e-6)
     # extent puts cell centres on the steps 1..T (the t-th query), not on 0-based indices
-    im = ax.imshow(mean.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                   extent=(0.5, mean.shape[0] + 0.5, mean.shape[1] - 0.5, -0.5))
+    im = ax.imshow(
+        mean.T,
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        extent=(0.5, mean.shape[0] + 0.5, mean.shape[1] - 0.5, -0.5),
+    )
     ax.set_yticks(range(len(x_names)), x_names, fontsize=6)
     ax.set_xlabel("query step t")
     ax.set_title(title, fontsize=9)

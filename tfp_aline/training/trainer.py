@@ -1,4 +1,5 @@
 """The custom training loop: warm-up, then joint policy-gradient training; logs, checkpoints, resume."""
+
 from __future__ import annotations
 
 import contextlib
@@ -78,9 +79,17 @@ def stop_on_signals(on_signal):
 def build_model(cfg: Config, task) -> AlineModel:
     """The network of a config, built (variables created) on dummy inputs."""
     n = cfg.network
-    model = AlineModel(task.num_parameters, task.x_dim, task.y_dim, embed_dim=n.embed_dim,
-                       num_layers=n.num_layers, num_heads=n.num_heads, ff_dim=n.ff_dim,
-                       num_components=n.num_components, min_scale=n.min_scale)
+    model = AlineModel(
+        task.num_parameters,
+        task.x_dim,
+        task.y_dim,
+        embed_dim=n.embed_dim,
+        num_layers=n.num_layers,
+        num_heads=n.num_heads,
+        ff_dim=n.ff_dim,
+        num_components=n.num_components,
+        min_scale=n.min_scale,
+    )
     model(model.dummy_inputs(num_predictive=cfg.episodes.num_predictive_targets), compute_policy=True)
     return model
 
@@ -96,9 +105,13 @@ def sample_inputs(task, cfg: Config, targets, batch_size: int, seed):
     stateless seed: (EpisodeBatch, [B, L + M] bool, [T, B, N])."""
     e = cfg.episodes
     s_episodes, s_targets, s_noise = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
-    batch = task.sample_episodes(batch_size, e.num_candidates, seed=s_episodes,
-                                 num_initial_context=e.num_initial_context,
-                                 num_predictive_targets=e.num_predictive_targets)
+    batch = task.sample_episodes(
+        batch_size,
+        e.num_candidates,
+        seed=s_episodes,
+        num_initial_context=e.num_initial_context,
+        num_predictive_targets=e.num_predictive_targets,
+    )
     log_p = tf.math.log(tf.constant([cfg.target_probs], tf.float32))
     kinds = tf.random.stateless_categorical(log_p, batch_size, s_targets, dtype=tf.int32)[0]
     noise = choice_noise(s_noise, e.horizon, batch_size, e.num_candidates)
@@ -123,31 +136,37 @@ class Trainer:
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights
         with self.strategy.scope():
             self.model = build_model(cfg, self.task)
-            schedule = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=t.epochs,
-                                                              alpha=t.lr_min_fraction)
+            schedule = keras.optimizers.schedules.CosineDecay(
+                t.learning_rate, decay_steps=t.epochs, alpha=t.lr_min_fraction
+            )
             self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             # Wall-clock seconds spent in epochs, across resumes: quality is judged per hour.
             self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
-                                              train_seconds=self.train_seconds)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir / "checkpoints",
-                                                  max_to_keep=cfg.logging.keep_checkpoints)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, epoch=self.epoch, train_seconds=self.train_seconds
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.logdir / "checkpoints", max_to_keep=cfg.logging.keep_checkpoints
+        )
         if start is not None:
             try:
                 self.checkpoint.restore(start.path).assert_existing_objects_matched()
             except (ValueError, AssertionError) as e:  # e.g. a run dir without its config.yaml
-                raise TrainingError(f"{start.path}: does not fit the network of this config "
-                                    f"({type(e).__name__}: {str(e).strip().splitlines()[0]})") from None
+                raise TrainingError(
+                    f"{start.path}: does not fit the network of this config "
+                    f"({type(e).__name__}: {str(e).strip().splitlines()[0]})"
+                ) from None
         self.logdir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.logdir / CONFIG_FILE, cfg.to_yaml())
         self.writer = tf.summary.create_file_writer(str(self.logdir))
         jit = cfg.training.jit_compile
-        self._gradients = {w: tf.function(lambda b, m, z, s, n, w=w: self._replica_gradients(b, m, z, s, w, n),
-                                          jit_compile=jit) for w in (True, False)}
-        self._compute = {w: tf.function(lambda *a, w=w: self._distributed_compute(*a, warmup=w))
-                         for w in (True, False)}
+        self._gradients = {
+            w: tf.function(lambda b, m, z, s, n, w=w: self._replica_gradients(b, m, z, s, w, n), jit_compile=jit)
+            for w in (True, False)
+        }
+        self._compute = {w: tf.function(lambda *a, w=w: self._distributed_compute(*a, warmup=w)) for w in (True, False)}
         self._apply = tf.function(self._apply_gradients)
         self._sample = tf.function(self._sample_epoch)
         self.validator = None
@@ -163,8 +182,11 @@ class Trainer:
         base = tf.constant([self.cfg.seed, 0x5EED], tf.int32)
         seed = tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int32))
         batch, tmask, noise = sample_inputs(self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed)
-        steps = sample_steps(tf.random.experimental.stateless_fold_in(seed, 1), self.cfg.episodes.horizon,
-                             self.cfg.training.gradient_steps)
+        steps = sample_steps(
+            tf.random.experimental.stateless_fold_in(seed, 1),
+            self.cfg.episodes.horizon,
+            self.cfg.training.gradient_steps,
+        )
         # Passed as floats: int32 arguments of an XLA-compiled function are taken as compile-time
         # constants, so new step indices would recompile the step every epoch.
         return batch, tmask, noise, tf.cast(steps, tf.float32)
@@ -185,8 +207,9 @@ class Trainer:
         if warmup:
             chosen = random_choices(noise, horizon)
             final = state_from_choices(batch, chosen)
-            grads, inf_logq, tgt_logq = stepwise_gradients(self.model, batch, tmask, final, chosen, None, t.alpha,
-                                                           variables, steps=steps, scale=scale)
+            grads, inf_logq, tgt_logq = stepwise_gradients(
+                self.model, batch, tmask, final, chosen, None, t.alpha, variables, steps=steps, scale=scale
+            )
             nll = losses.nll_loss(inf_logq)  # over the k differentiated steps: unbiased for all T + 1
             stats = {"loss/nll": nll, "loss/policy": tf.constant(0.0), "loss/total": nll}
             index = tf.cast(steps, tf.int32)[:, None]
@@ -201,19 +224,25 @@ class Trainer:
         weights = losses.policy_weights(rewards, t.gamma, global_batch)
         nll = losses.nll_loss(result.inference_logq)
         pg = losses.policy_loss(weights, result.log_pi)
-        stats = {"loss/nll": nll, "loss/policy": pg, "loss/total": nll + t.alpha * pg,
-                 "reward/mean": tf.reduce_mean(rewards), "policy/entropy": tf.reduce_mean(result.entropy)}
-        grads, _, _ = stepwise_gradients(self.model, batch, tmask, result.state, result.chosen, weights, t.alpha,
-                                         variables, steps=steps, scale=scale)
+        stats = {
+            "loss/nll": nll,
+            "loss/policy": pg,
+            "loss/total": nll + t.alpha * pg,
+            "reward/mean": tf.reduce_mean(rewards),
+            "policy/entropy": tf.reduce_mean(result.entropy),
+        }
+        grads, _, _ = stepwise_gradients(
+            self.model, batch, tmask, result.state, result.chosen, weights, t.alpha, variables, steps=steps, scale=scale
+        )
         return grads, stats, tf.reduce_mean(result.logq, axis=1), tf.ones([horizon + 1])
 
     def _replica_step(self, batch, tmask, noise, steps, warmup: bool):
         ctx = tf.distribute.get_replica_context()
         n, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
         share = self.cfg.episodes.batch_size // n
-        take = lambda x: x[rid * share:(rid + 1) * share]  # noqa: E731  (batch axis first)
+        take = lambda x: x[rid * share : (rid + 1) * share]  # noqa: E731  (batch axis first)
         batch = tf.nest.map_structure(take, batch)
-        tmask, noise = take(tmask), noise[:, rid * share:(rid + 1) * share]
+        tmask, noise = take(tmask), noise[:, rid * share : (rid + 1) * share]
         if self.cfg.training.jit_compile:
             grads, stats, logq, evaluated = self._gradients[warmup](batch, tmask, noise, steps, n)
         else:  # not nested in a tf.function, so the reward normalisation can all-reduce
@@ -222,8 +251,7 @@ class Trainer:
         return grads, stats, logq, evaluated
 
     def _distributed_compute(self, batch, tmask, noise, steps, warmup: bool):
-        grads, stats, logq, evaluated = self.strategy.run(self._replica_step,
-                                                          args=(batch, tmask, noise, steps, warmup))
+        grads, stats, logq, evaluated = self.strategy.run(self._replica_step, args=(batch, tmask, noise, steps, warmup))
         mean = lambda x: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, x, axis=None)  # noqa: E731
         grads = [mean(g) for g in grads]  # identical on every replica after the all-reduce
         stats = {k: mean(v) for k, v in stats.items()}
@@ -249,8 +277,7 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------
     def weights_finite(self) -> bool:
-        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
-                   if "float" in str(v.dtype))
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights if "float" in str(v.dtype))
 
     def save_checkpoint(self):
         if not self.weights_finite():
@@ -276,11 +303,13 @@ class Trainer:
         try:  # from the first line: a stop anywhere in here saves a checkpoint and returns
             if start == 0:
                 summaries.write_hparams(self.writer, cfg)
-            print(f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
-                  f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
-                  + (f"; resuming at epoch {start}" if start else ""), flush=True)
-            bar = tqdm(total=cfg.training.epochs, initial=start, disable=not progress, unit="epoch",
-                       dynamic_ncols=True)
+            print(
+                f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
+                f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
+                + (f"; resuming at epoch {start}" if start else ""),
+                flush=True,
+            )
+            bar = tqdm(total=cfg.training.epochs, initial=start, disable=not progress, unit="epoch", dynamic_ncols=True)
             if self.validator is not None and start == 0:
                 self.validate(0)
             for epoch in range(start, cfg.training.epochs):
@@ -303,8 +332,13 @@ class Trainer:
                 now = time.perf_counter()
                 rate = 1.0 / max(now - tick, 1e-9)
                 tick = now
-                bar.set_postfix(phase=phase, loss=f"{stats['loss/total']:.3f}",
-                                reward=f"{stats.get('reward/mean', 0.0):.4f}", eps=f"{rate:.2f}", refresh=False)
+                bar.set_postfix(
+                    phase=phase,
+                    loss=f"{stats['loss/total']:.3f}",
+                    reward=f"{stats.get('reward/mean', 0.0):.4f}",
+                    eps=f"{rate:.2f}",
+                    refresh=False,
+                )
                 bar.update(1)
                 step = epoch + 1
                 if step % log.scalars_every == 0 or step == cfg.training.epochs:
@@ -326,15 +360,19 @@ class Trainer:
         if received:
             interrupted = True
             name = signal.Signals(received[0]).name
-            print(f"{name} received: stopping at epoch {int(self.epoch.numpy())} of {cfg.training.epochs}, "
-                  "saving a checkpoint", flush=True)
+            print(
+                f"{name} received: stopping at epoch {int(self.epoch.numpy())} of {cfg.training.epochs}, "
+                "saving a checkpoint",
+                flush=True,
+            )
         if self.weights_finite():
             self.save_checkpoint()
         self.writer.flush()
         if not interrupted:
             self.save_model()
-        return TrainResult(self.logdir, int(self.epoch.numpy()), interrupted, skipped,
-                           received[0] if received else None)
+        return TrainResult(
+            self.logdir, int(self.epoch.numpy()), interrupted, skipped, received[0] if received else None
+        )
 
     def validate(self, step):
         """Gap to the exact posterior on the fixed validation people: TensorBoard `validation/...`
@@ -346,8 +384,10 @@ class Trainer:
         kept = []
         if path.exists():  # rows from beyond the restored checkpoint belong to a lost future
             kept = [line for line in path.read_text().splitlines()[1:] if line and int(line.split(",")[0]) < step]
-        new = [f"{step},{hours:.6f},{episodes},{name},{t},{a:.5f},{r:.5f},{ratio:.4f},{cov:.4f}"
-               for name, t, a, r, ratio, cov in rows]
+        new = [
+            f"{step},{hours:.6f},{episodes},{name},{t},{a:.5f},{r:.5f},{ratio:.4f},{cov:.4f}"
+            for name, t, a, r, ratio, cov in rows
+        ]
         atomic.write_text(path, CSV_HEADER + "\n".join(kept + new) + "\n")
         values = {}
         for name, t, a, r, ratio, cov in rows:
@@ -369,34 +409,52 @@ class Trainer:
         for name, t in (("logq/t0", 0), ("logq/t1", 1), ("logq/tmid", max(T // 2, 1)), ("logq/tT", T)):
             if counts[t]:  # a step is logged when some epoch of the interval evaluated it
                 values[name] = float(logq_sum[t] / counts[t])
-        values.update({
-                       "optim/lr": float(self.optimizer.learning_rate), "perf/epochs_per_s": rate})
+        values.update({"optim/lr": float(self.optimizer.learning_rate), "perf/epochs_per_s": rate})
         summaries.write_scalars(self.writer, step, values)
 
     def write_images(self, step):
         """Query strategy of the current policy and one episode's posteriors, on a fixed batch."""
         e = self.cfg.episodes
         people = min(16, e.batch_size)
-        batch = self.task.sample_episodes(people, e.num_candidates, seed=tf.constant([self.cfg.seed, 77]),
-                                          num_initial_context=e.num_initial_context,
-                                          num_predictive_targets=e.num_predictive_targets)
+        batch = self.task.sample_episodes(
+            people,
+            e.num_candidates,
+            seed=tf.constant([self.cfg.seed, 77]),
+            num_initial_context=e.num_initial_context,
+            num_predictive_targets=e.num_predictive_targets,
+        )
         tmask = tf.repeat(self.targets[:1], people, axis=0)
         noise = choice_noise(tf.constant([self.cfg.seed, 78]), e.horizon, people, e.num_candidates)
         mode = "random" if step <= self.cfg.training.warmup_epochs else "sample"
         result = rollout(self.model, batch, tmask, e.horizon, mode, noise)
         chosen_x = tf.gather(batch.query_x, tf.transpose(result.chosen), batch_dims=1)  # [B, T, Dx]
-        summaries.write_image(self.writer, step, "images/query_strategy", summaries.query_strategy_figure(
-            tf.transpose(chosen_x, [1, 0, 2]).numpy(), self.task.input_names,
-            f"{mode} choices, target '{self.cfg.target_names[0]}', epoch {step}"))
+        summaries.write_image(
+            self.writer,
+            step,
+            "images/query_strategy",
+            summaries.query_strategy_figure(
+                tf.transpose(chosen_x, [1, 0, 2]).numpy(),
+                self.task.input_names,
+                f"{mode} choices, target '{self.cfg.target_names[0]}', epoch {step}",
+            ),
+        )
         posts = []
         for t in (0, e.horizon // 2, e.horizon):  # episode 0's posterior after t of its queries
             state = state_after(result.state, result.chosen, e.num_initial_context, tf.constant(t))
             out = self.model(model_inputs(state, batch, tmask), compute_policy=False)
             posts.append(self.model.posterior({k: v[:1] for k, v in out.items()}))
-        idx = np.flatnonzero(tmask[0, :self.task.num_parameters].numpy())
-        summaries.write_image(self.writer, step, "images/posteriors", summaries.posterior_figure(
-            [_Subset(p, idx) for p in posts], batch.theta.numpy()[0, idx],
-            [self.task.parameter_names[i] for i in idx], (0, e.horizon // 2, e.horizon)))
+        idx = np.flatnonzero(tmask[0, : self.task.num_parameters].numpy())
+        summaries.write_image(
+            self.writer,
+            step,
+            "images/posteriors",
+            summaries.posterior_figure(
+                [_Subset(p, idx) for p in posts],
+                batch.theta.numpy()[0, idx],
+                [self.task.parameter_names[i] for i in idx],
+                (0, e.horizon // 2, e.horizon),
+            ),
+        )
 
     def save_model(self):
         """The final model as .keras in the run dir, written atomically."""

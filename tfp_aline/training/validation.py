@@ -1,4 +1,5 @@
 """The gap to the exact posterior during training: fixed validation people, random queries, a few steps."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,21 +27,29 @@ class Validator:
         self.task, self.cfg = task, cfg
         self.steps = sorted({0, e.horizon // 2, e.horizon})
         s = tf.constant([seed, 0xFA11], tf.int32)
-        self.batch = task.sample_episodes(num_people, e.num_candidates, seed=s,
-                                          num_initial_context=e.num_initial_context,
-                                          num_predictive_targets=e.num_predictive_targets)
+        self.batch = task.sample_episodes(
+            num_people,
+            e.num_candidates,
+            seed=s,
+            num_initial_context=e.num_initial_context,
+            num_predictive_targets=e.num_predictive_targets,
+        )
         noise = choice_noise(tf.constant([seed, 0xFA12], tf.int32), e.horizon, num_people, e.num_candidates)
         self.chosen = random_choices(noise, e.horizon)
         final = state_from_choices(self.batch, self.chosen)
         self.states = [state_after(final, self.chosen, e.num_initial_context, tf.constant(t)) for t in self.steps]
         self.theta = self.batch.theta.numpy().astype(np.float64)
-        self.groups = {name: np.asarray(task.parameter_indices(name)) for name in cfg.target_names
-                       if name != "predictive"}
+        self.groups = {
+            name: np.asarray(task.parameter_indices(name)) for name in cfg.target_names if name != "predictive"
+        }
         self.tmask = tf.ones([num_people, task.num_parameters + e.num_predictive_targets], tf.bool)
         # The task's reference posterior (grid, Laplace or NUTS), once, on fixed data.
-        self.exact_means = [task.reference_samples(st.context_x, st.context_y, st.context_mask, num_samples,
-                                                   tf.constant([seed, 0xFA13 + i])).mean(0)
-                            for i, st in enumerate(self.states)]
+        self.exact_means = [
+            task.reference_samples(
+                st.context_x, st.context_y, st.context_mask, num_samples, tf.constant([seed, 0xFA13 + i])
+            ).mean(0)
+            for i, st in enumerate(self.states)
+        ]
 
     def __call__(self, model) -> list[tuple]:
         """(target, step, rmse_amortized, rmse_exact, ratio, coverage90) for every target and step."""
