@@ -6,7 +6,13 @@ from conftest import ROOT
 from nbclient import NotebookClient
 
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("mock_data_inspect.ipynb", "mock_distribution_demo.ipynb", "training.ipynb", "active_learning.ipynb")
+NOTEBOOKS = (
+    "mock_data_inspect.ipynb",
+    "mock_distribution_demo.ipynb",
+    "training.ipynb",
+    "active_learning.ipynb",
+    "location_finding.ipynb",
+)
 CELL_TIMEOUT = 300  # seconds per cell
 
 

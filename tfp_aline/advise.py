@@ -213,12 +213,6 @@ class Advisor:
                 f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
                 f"reported days, so the {len(used)} most recent are used{since}"
             )
-        if len(used) == 0 and self.run.cfg.episodes.num_initial_context == 0:
-            # Training scores the posterior only after the first query, never on an empty context.
-            new.append(
-                "no reported day is used: the model was never trained without any, so its posterior "
-                "is a rough guess; the prior is in the prior_mean/prior_sd columns"
-            )
         for msg in new:
             warnings.warn(msg, HistoryWarning, stacklevel=2)
         notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new

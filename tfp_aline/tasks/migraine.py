@@ -57,29 +57,16 @@ class MigraineModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class MigraineOptions:
+class MigraineOptions(MigraineModelConfig):
     """The migraine task's config section: the feature table (and sheet) and the model settings
-    of `MigraineModelConfig`."""
+    of `MigraineModelConfig` (range-checked at config load, naming the key)."""
 
     table: str = "data/migraine_prediction.xlsx"
     sheet: typing.Optional[str] = None
-    correlation: float = 0.3
-    weight_scale: float = 4.0
-    weight_spread: float = 0.3
-    baseline_spread: float = 0.5
-    base_rate: float = 0.15
-
-    def __post_init__(self):
-        self.model_config()  # range checks now, at config load, naming the key
 
     def model_config(self) -> MigraineModelConfig:
-        return MigraineModelConfig(
-            correlation=self.correlation,
-            weight_scale=self.weight_scale,
-            weight_spread=self.weight_spread,
-            baseline_spread=self.baseline_spread,
-            base_rate=self.base_rate,
-        )
+        fields = (f.name for f in dataclasses.fields(MigraineModelConfig))
+        return MigraineModelConfig(**{k: getattr(self, k) for k in fields})
 
 
 def signed_correlation(relevance, direction, rho):

@@ -1,0 +1,150 @@
+"""A model from outside the package: examples/location_finding.py, named in a config by import path.
+
+Checks the TFP pieces against the formulas by hand, the episode shapes and the unit box, and that
+a config loads it, refuses an unknown option (naming the key) and refuses predictive targets with
+one line. No training and no MCMC here, so the file runs in seconds.
+"""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from conftest import ROOT
+
+from tfp_aline.config import load_config
+from tfp_aline.errors import ConfigError
+from tfp_aline.tasks.registry import build_task
+
+# The example lives in the repository, not in the installed package: the root must be importable
+# (as it is for `python -m pytest` and `python -m tfp_aline` run from the root).
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.location_finding import LocationFindingOptions, LocationFindingTask  # noqa: E402
+
+CLASS = "examples.location_finding:LocationFindingTask"
+CONFIG = ROOT / "configs" / "location-finding.yaml"
+
+
+def write_config(tmp_path, task_section):
+    """configs/location-finding.yaml with its `task:` section replaced -> path of the copy."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["task"] = task_section
+    path = tmp_path / "lf.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_not_part_of_the_package():
+    import tfp_aline.tasks.registry as registry
+
+    assert not LocationFindingTask.__module__.startswith("tfp_aline")
+    assert CLASS not in registry.BUILTIN.values()
+
+
+def test_log_posterior_is_prior_plus_likelihood_by_hand():
+    task = LocationFindingTask(LocationFindingOptions(noise_sd=0.3, background=0.2, strength=2.0, max_signal=1e-2))
+    theta = np.array([[0.25, 0.7]])  # [B=1, L=2]
+    x = np.array([[[0.2, 0.7], [0.9, 0.1], [0.5, 0.5]]])  # [B, n=3, Dx=2]
+    y = np.array([[[4.0], [-1.0], [0.5]]])  # [B, n, Dy=1]
+    mask = np.array([[True, True, False]])  # the third point is not observed
+
+    def by_hand(use):
+        total = 0.0  # log of the Uniform[0, 1]^2 density inside the box
+        for (px, py), yi, keep in zip(x[0], y[0, :, 0], use):
+            mu = 0.2 + 2.0 / (1e-2 + (theta[0, 0] - px) ** 2 + (theta[0, 1] - py) ** 2)
+            z = (yi - math.log(mu)) / 0.3
+            total += keep * (-0.5 * z * z - math.log(0.3) - 0.5 * math.log(2 * math.pi))
+        return total
+
+    f32 = lambda a: tf.constant(a, tf.float32)  # noqa: E731
+    got = task.log_posterior(f32(theta), f32(x), f32(y), tf.constant(mask)).numpy()
+    np.testing.assert_allclose(got, [by_hand(mask[0])], rtol=1e-5)
+    got_all = task.log_posterior(f32(theta), f32(x), f32(y)).numpy()
+    np.testing.assert_allclose(got_all, [by_hand([True, True, True])], rtol=1e-5)
+    # Outside the unit box the prior, and so the posterior, is zero.
+    assert task.log_posterior(f32([[1.2, 0.5]]), f32(x), f32(y)).numpy()[0] == -np.inf
+
+
+def test_episodes_have_the_right_shapes_and_lie_in_the_unit_box():
+    task = LocationFindingTask()
+    batch = task.sample_episodes(6, 40, seed=tf.constant([3, 4]), num_initial_context=2)
+    assert batch.theta.shape == (6, 2)
+    assert batch.context_x.shape == (6, 2, 2) and batch.context_y.shape == (6, 2, 1)
+    assert batch.query_x.shape == (6, 40, 2) and batch.query_y.shape == (6, 40, 1)
+    assert batch.target_x.shape == (6, 0, 2) and batch.target_y.shape == (6, 0, 1)
+    for v in (batch.theta, batch.context_x, batch.query_x):
+        v = v.numpy()
+        assert np.all((v >= 0) & (v <= 1))
+    # Outcomes are continuous log intensities around log mu with noise sd 0.5.
+    o = task.options
+    residual = batch.query_y.numpy()[..., 0] - np.log(
+        o.background
+        + o.strength / (o.max_signal + ((batch.theta.numpy()[:, None] - batch.query_x.numpy()) ** 2).sum(-1))
+    )
+    assert abs(residual.mean()) < 0.15 and 0.4 < residual.std() < 0.6
+    # The same seed gives the same episodes (stateless sampling).
+    again = task.sample_episodes(6, 40, seed=tf.constant([3, 4]), num_initial_context=2)
+    np.testing.assert_array_equal(again.query_y.numpy(), batch.query_y.numpy())
+
+
+def test_config_names_the_class_by_import_path():
+    cfg = load_config(CONFIG)
+    assert cfg.task.name == CLASS and cfg.task.by_path
+    assert cfg.task.to_dict() == {
+        "class": CLASS,
+        "noise_sd": 0.5,
+        "background": 0.1,
+        "strength": 1.0,
+        "max_signal": 1e-4,
+    }
+    task = build_task(cfg.task)
+    assert isinstance(task, LocationFindingTask) and task.outcome == "continuous"
+    assert task.parameter_names == ("source_x", "source_y") and task.parameter_indices("source") == (0, 1)
+    assert cfg.episodes.horizon == 30 and cfg.target_names == ("all",)
+
+
+def test_options_from_the_config(tmp_path):
+    cfg = load_config(write_config(tmp_path, {"class": CLASS, "noise_sd": "2e-1", "max_signal": 1e-3}))
+    task = build_task(cfg.task)
+    assert (task.options.noise_sd, task.options.max_signal, task.options.strength) == (0.2, 1e-3, 1.0)
+
+
+@pytest.mark.parametrize(
+    "section,expected",
+    [
+        (
+            {"class": CLASS, "noise": 0.5},
+            "task.noise: unknown key for task 'examples.location_finding:LocationFindingTask' "
+            "(its options: noise_sd, background, strength, max_signal)",
+        ),
+        ({"class": CLASS, "noise_sd": -1.0}, "task.noise_sd = -1.0: expected a positive number"),
+        ({"class": CLASS, "strength": "strong"}, "task.strength: expected a number"),
+        (
+            {"class": "examples.location_finding:NoSuchTask"},
+            "'NoSuchTask' in examples.location_finding is not a tfp_aline Task",
+        ),
+    ],
+)
+def test_bad_task_sections_fail_naming_the_key(tmp_path, section, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(write_config(tmp_path, section))
+    assert expected in str(e.value) and "lf.yaml" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["episodes.num_predictive_targets=5"],
+        ["episodes.num_predictive_targets=5", "targets={all: 0.5, predictive: 0.5}"],
+    ],
+)
+def test_predictive_targets_fail_with_one_clear_line(overrides):
+    with pytest.raises(ConfigError) as e:
+        load_config(CONFIG, overrides)
+    message = str(e.value)
+    assert "\n" not in message
+    assert "location-finding.yaml" in message and "continuous outcomes" in message and "parameter targets" in message
