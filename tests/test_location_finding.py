@@ -6,7 +6,6 @@ one line. No training and no MCMC here, so the file runs in seconds.
 """
 
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -14,16 +13,12 @@ import tensorflow as tf
 import yaml
 from conftest import ROOT
 
+# The example lives in the repository, not in the installed package: pytest puts the root on
+# sys.path (`pythonpath` in pyproject.toml), as `python -m tfp_aline` run from the root does.
+from examples.location_finding import LocationFindingOptions, LocationFindingTask
 from tfp_aline.config import load_config
 from tfp_aline.errors import ConfigError
 from tfp_aline.tasks.registry import build_task
-
-# The example lives in the repository, not in the installed package: the root must be importable
-# (as it is for `python -m pytest` and `python -m tfp_aline` run from the root).
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.location_finding import LocationFindingOptions, LocationFindingTask  # noqa: E402
 
 CLASS = "examples.location_finding:LocationFindingTask"
 CONFIG = ROOT / "configs" / "location-finding.yaml"
