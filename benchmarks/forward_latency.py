@@ -19,9 +19,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfp_aline.model import AlineModel  # noqa: E402
-from tfp_aline.rollout_state import initial_state, model_inputs, observe  # noqa: E402
-from tfp_aline.targets import target_mask  # noqa: E402
+from tfp_aline.core.rollout_state import initial_state, model_inputs, observe  # noqa: E402
+from tfp_aline.core.targets import target_mask  # noqa: E402
+from tfp_aline.nn.model import AlineModel  # noqa: E402
 from tfp_aline.tasks import MigraineTask  # noqa: E402
 
 NUM_CONTEXT, NUM_CANDIDATES, WARMUP = 30, 200, 20

@@ -17,10 +17,10 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfp_aline.evaluation.acquisition import run_acquisition  # noqa: E402
-from tfp_aline.evaluation.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid  # noqa: E402
-from tfp_aline.targets import target_mask  # noqa: E402
-from tfp_aline.tasks.psychometric import PsychometricTask  # noqa: E402
+from tfp_aline.core.acquisition import run_acquisition  # noqa: E402
+from tfp_aline.core.targets import target_mask  # noqa: E402
+from tfp_aline.tasks.psychometric.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid  # noqa: E402
+from tfp_aline.tasks.psychometric.task import PsychometricTask  # noqa: E402
 
 NUM_CANDIDATES, HORIZON = 200, 30
 

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.evaluation.exact import laplace_posterior, nuts_posterior
-from tfp_aline.tasks.migraine import MigraineTask
+from tfp_aline.core.exact import laplace_posterior, nuts_posterior
+from tfp_aline.tasks.migraine.task import MigraineTask
 
 
 def main(argv=None):

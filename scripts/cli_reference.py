@@ -34,7 +34,7 @@ def _help(parser: argparse.ArgumentParser) -> str:
 
 def render() -> str:
     """The block between the markers (markers included)."""
-    from tfp_aline.cli import build_parser
+    from tfp_aline.cli.main import build_parser
 
     parser = build_parser()
     parts = [

@@ -3,7 +3,7 @@
 import os
 import sys
 
-from tfp_aline.cli import main
+from tfp_aline.cli.main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -21,11 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_aline.atomic import atomic_path
-from tfp_aline.evaluation.acquisition import PolicyAcquisition, choose_best, run_acquisition
-from tfp_aline.evaluation.grid import QuestPlusAcquisition
-from tfp_aline.rollout_state import initial_state, observe
+from tfp_aline.core.acquisition import PolicyAcquisition, choose_best, run_acquisition
+from tfp_aline.core.rollout_state import initial_state, observe
+from tfp_aline.core.targets import target_mask
 from tfp_aline.runs import load_run
-from tfp_aline.targets import target_mask
+from tfp_aline.tasks.psychometric.grid import QuestPlusAcquisition
 
 
 def chosen_stimuli(batch, chosen):

@@ -2,7 +2,7 @@
 
 import sys
 
-from tfp_aline.cli import main
+from tfp_aline.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", *sys.argv[1:]]))

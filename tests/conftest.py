@@ -68,7 +68,7 @@ def smoke_run_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def migraine_task():
     """The migraine task of the shipped feature table, built once per session (read-only)."""
-    from tfp_aline.tasks.migraine import MigraineTask
+    from tfp_aline.tasks.migraine.task import MigraineTask
 
     return MigraineTask()
 

@@ -8,10 +8,10 @@ import pytest
 from conftest import ROOT
 from scipy.special import ndtr
 
-from tfp_aline.advise import Advisor
-from tfp_aline.cli import main
+from tfp_aline.cli.main import main
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.history import HistoryWarning
+from tfp_aline.tasks.migraine.advice import Advisor
+from tfp_aline.tasks.migraine.history import HistoryWarning
 
 EXAMPLE = ROOT / "data" / "example_person.csv"
 

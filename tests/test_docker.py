@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from tfp_aline.cli import build_parser
+from tfp_aline.cli.main import build_parser
 
 WORKDIR = "/app"
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from scipy import stats
 
 from tfp_aline.evaluation import metrics as M
-from tfp_aline.evaluation.gaussian_eig import eig_parameters, epig, mean_sigmoid
+from tfp_aline.tasks.migraine.gaussian_eig import eig_parameters, epig, mean_sigmoid
 
 
 # ---- metrics by hand ---------------------------------------------------------------------------
@@ -133,9 +133,9 @@ def smoke(smoke_run_dir):
 
 
 def test_policy_acquisition_matches_the_greedy_training_rollout(smoke, seed):
-    from tfp_aline.evaluation.acquisition import PolicyAcquisition, run_acquisition
-    from tfp_aline.targets import target_mask
-    from tfp_aline.training.rollout import choice_noise, rollout
+    from tfp_aline.core.acquisition import PolicyAcquisition, run_acquisition
+    from tfp_aline.core.rollout import choice_noise, rollout
+    from tfp_aline.core.targets import target_mask
 
     cfg, task, model = smoke.cfg, smoke.task, smoke.model
     e = cfg.episodes
@@ -150,9 +150,9 @@ def test_policy_acquisition_matches_the_greedy_training_rollout(smoke, seed):
 
 @pytest.mark.parametrize("name", ["random", "uncertainty", "greedy-eig", "greedy-epig"])
 def test_baselines_choose_distinct_candidates_without_peeking(smoke, seed, name):
-    from tfp_aline.evaluation.acquisition import run_acquisition
+    from tfp_aline.core.acquisition import run_acquisition
+    from tfp_aline.core.targets import target_mask
     from tfp_aline.evaluation.evaluate import make_method
-    from tfp_aline.targets import target_mask
 
     task, e = smoke.task, smoke.cfg.episodes
     batch = task.sample_episodes(4, e.num_candidates, seed=seed, num_predictive_targets=e.num_predictive_targets)
@@ -164,7 +164,7 @@ def test_baselines_choose_distinct_candidates_without_peeking(smoke, seed, name)
     garbage = batch._replace(query_y=tf.fill(tf.shape(batch.query_y), np.nan))
     method = make_method(name, smoke)
     method.start(garbage, tmask, tf.constant([3, 4]))
-    from tfp_aline.rollout_state import initial_state
+    from tfp_aline.core.rollout_state import initial_state
 
     np.testing.assert_array_equal(np.argmax(method.scores(initial_state(garbage, e.horizon)), -1), first[0])
 
@@ -187,7 +187,7 @@ def test_evaluate_command_with_the_nuts_check(smoke_run_dir, tmp_path):
 def _check_evaluate(smoke_run_dir, out, nuts_people):
     import shutil
 
-    from tfp_aline.cli import main
+    from tfp_aline.cli.main import main
 
     # evaluate writes TensorBoard curves into the run dir: work on a copy of the shared run
     smoke_run_dir = shutil.copytree(smoke_run_dir, out.parent / "run")
@@ -243,7 +243,7 @@ def _check_evaluate(smoke_run_dir, out, nuts_people):
 
 
 def test_evaluate_rejects_unknown_method_and_target(smoke_run_dir, tmp_path, capsys):
-    from tfp_aline.cli import main
+    from tfp_aline.cli.main import main
 
     assert main(["evaluate", "--run", str(smoke_run_dir), "--methods", "questplus", "--out", str(tmp_path)]) == 2
     assert "questplus" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, TABLE_CSV, TABLE_XLSX
 
 from tfp_aline.errors import FeatureTableError
-from tfp_aline.feature_table import parse_direction, parse_range, read_feature_table
+from tfp_aline.tasks.migraine.feature_table import parse_direction, parse_range, read_feature_table
 
 
 def renamed(rows, old, new):
@@ -32,7 +32,7 @@ def test_shipped_table_reads_identically_from_xlsx_and_csv():
     assert x.relevance.max() == 1.0 and set(np.unique(x.direction)) == {-1.0, 1.0}
 
 
-def test_derived_statistics_follow_the_ticket(table_rows, write_xlsx):
+def test_derived_statistics(table_rows, write_xlsx):
     t = read_feature_table(write_xlsx(table_rows))
     i = t.names.index("Sleep duration (h)")  # range 4-10
     assert (t.mean[i], t.std[i]) == (7.0, 1.5)  # midpoint, range / 4

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_aline.model import AlineModel
-from tfp_aline.rollout_state import initial_state, observe
-from tfp_aline.targets import target_mask
-from tfp_aline.tasks.migraine import MigraineTask
-from tfp_aline.training import losses
-from tfp_aline.training.gradients import sample_steps, state_after, stepwise_gradients
-from tfp_aline.training.rollout import choice_noise, random_choices, rollout, state_from_choices
+from tfp_aline.core import objectives
+from tfp_aline.core.rollout import choice_noise, random_choices, rollout, state_from_choices
+from tfp_aline.core.rollout_state import initial_state, observe, state_after
+from tfp_aline.core.targets import target_mask
+from tfp_aline.nn.model import AlineModel
+from tfp_aline.tasks.migraine.task import MigraineTask
+from tfp_aline.training.gradients import sample_steps, stepwise_gradients
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,11 @@ def test_stepwise_gradients_equal_backprop_through_the_rollout(setup, mode):
     def reference():  # one tape around the whole rollout (in a graph, as the trainer ran it)
         with tf.GradientTape() as tape:
             result = rollout(model, batch, tmask, horizon, mode, noise, training=True)
-            loss = losses.nll_loss(result.inference_logq)
+            loss = objectives.nll_loss(result.inference_logq)
             weights = None
             if mode == "sample":
-                weights = losses.policy_weights(losses.step_rewards(result.logq), 0.9)
-                loss += alpha * losses.policy_loss(weights, result.log_pi)
+                weights = objectives.policy_weights(objectives.step_rewards(result.logq), 0.9)
+                loss += alpha * objectives.policy_loss(weights, result.log_pi)
         return tape.gradient(loss, variables), result, weights
 
     reference, result, weights = reference()
@@ -94,7 +94,7 @@ def test_k_step_estimate_is_unbiased_over_all_step_sets(setup, mode):
     result = rollout(model, batch, tmask, horizon, mode, choice_noise(tf.constant([3, 3]), horizon, 6, 10))
     weights = None
     if mode == "sample":
-        weights = losses.policy_weights(losses.step_rewards(result.logq), 0.9)
+        weights = objectives.policy_weights(objectives.step_rewards(result.logq), 0.9)
     full = _grads(model, batch, tmask, result, weights, None)
     subsets = list(itertools.combinations(range(horizon + 1), k))  # every set of k of the T + 1 steps
     estimates = [_grads(model, batch, tmask, result, weights, tf.constant(s, tf.int32)) for s in subsets]
@@ -138,7 +138,7 @@ def test_nll_reaches_parameters_outside_the_target_and_step_zero(setup):
             },
             compute_policy=False,
         )
-        loss = -tf.reduce_mean(losses.inference_log_prob(model, out, b))
+        loss = -tf.reduce_mean(objectives.inference_log_prob(model, out, b))
     g = tape.gradient(loss, theta).numpy()
     assert np.all(np.abs(g[:, other]) > 0)  # a parameter outside the target gets NLL gradient
     step0 = _grads(model, batch, tmask, result, None, tf.constant([0]))
@@ -150,7 +150,7 @@ def test_nll_reaches_parameters_outside_the_target_and_step_zero(setup):
 def test_policy_loss_never_reaches_the_inference_head(setup):
     model, batch, tmask = setup
     result = rollout(model, batch, tmask, 4, "sample", choice_noise(tf.constant([2, 2]), 4, 6, 10))
-    weights = losses.policy_weights(losses.step_rewards(result.logq), 0.9)
+    weights = objectives.policy_weights(objectives.step_rewards(result.logq), 0.9)
     with_pg = _grads(model, batch, tmask, result, weights, None, alpha=1.0)
     without = _grads(model, batch, tmask, result, weights, None, alpha=0.0)
     variables = model.trainable_variables

@@ -8,18 +8,18 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from tfp_aline.choice import TAKEN_LOGIT
-from tfp_aline.evaluation.acquisition import run_acquisition
-from tfp_aline.evaluation.grid import (
+from tfp_aline.core.acquisition import run_acquisition
+from tfp_aline.core.choice import TAKEN_LOGIT
+from tfp_aline.core.rollout_state import initial_state, observe
+from tfp_aline.core.targets import target_mask
+from tfp_aline.tasks.psychometric.grid import (
     PsiMarginalAcquisition,
     PsychometricGrid,
     QuestPlusAcquisition,
     grid_posterior_mean,
     grid_posterior_samples,
 )
-from tfp_aline.rollout_state import initial_state, observe
-from tfp_aline.targets import target_mask
-from tfp_aline.tasks.psychometric import PsychometricTask, response_probability
+from tfp_aline.tasks.psychometric.task import PsychometricTask, response_probability
 
 TINY = (4, 3, 3, 2)  # threshold, slope, guess, lapse: 72 cells, small enough for explicit loops
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, TABLE_CSV
 
-from tfp_aline.feature_table import read_feature_table
-from tfp_aline.history import HistoryError, HistoryWarning, read_history
+from tfp_aline.tasks.migraine.feature_table import read_feature_table
+from tfp_aline.tasks.migraine.history import HistoryError, HistoryWarning, read_history
 
 EXAMPLE = ROOT / "data" / "example_person.csv"
 

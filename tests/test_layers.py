@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_aline.layers import MLP, AlineTransformer, LogitHead, MixtureHead, TokenEmbedder, TransformerLayer
+from tfp_aline.nn import MLP, AlineTransformer, LogitHead, MixtureHead, TokenEmbedder, TransformerLayer
 
 EMBED, HEADS, FF = 8, 2, 16
 

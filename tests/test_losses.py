@@ -4,31 +4,31 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_aline.model import AlineModel
-from tfp_aline.targets import target_mask
-from tfp_aline.tasks.migraine import MigraineTask
-from tfp_aline.training import losses
-from tfp_aline.training.rollout import choice_noise, choose, rollout
+from tfp_aline.core import objectives
+from tfp_aline.core.rollout import choice_noise, choose, rollout
+from tfp_aline.core.targets import target_mask
+from tfp_aline.nn.model import AlineModel
+from tfp_aline.tasks.migraine.task import MigraineTask
 
 
 def test_rewards_weights_and_policy_loss_match_hand_computation():
     rng = np.random.default_rng(0)
     logq = rng.normal(size=(5, 8)).astype(np.float32)  # [T + 1, B]
-    rewards = losses.step_rewards(tf.constant(logq)).numpy()
+    rewards = objectives.step_rewards(tf.constant(logq)).numpy()
     np.testing.assert_allclose(rewards, logq[1:] - logq[:-1], rtol=1e-6)
-    w = losses.policy_weights(tf.constant(rewards), gamma=0.9).numpy()
+    w = objectives.policy_weights(tf.constant(rewards), gamma=0.9).numpy()
     norm = (rewards - rewards.mean(1, keepdims=True)) / (rewards.std(1, keepdims=True) + 1e-8)
     np.testing.assert_allclose(w, 0.9 ** np.arange(1, 5)[:, None] * norm, rtol=1e-4, atol=1e-5)
     log_pi = rng.normal(size=(4, 8)).astype(np.float32)
-    got = losses.policy_loss(tf.constant(w), tf.constant(log_pi)).numpy()
+    got = objectives.policy_loss(tf.constant(w), tf.constant(log_pi)).numpy()
     assert got == pytest.approx(-(w * log_pi).mean(), rel=1e-5)
-    assert losses.nll_loss(tf.constant(logq)).numpy() == pytest.approx(-logq.mean(), rel=1e-6)  # t = 0..T
+    assert objectives.nll_loss(tf.constant(logq)).numpy() == pytest.approx(-logq.mean(), rel=1e-6)  # t = 0..T
 
 
 def test_policy_weights_are_constants_for_the_gradient():
     r = tf.Variable([[1.0, 2.0, 4.0]])
     with tf.GradientTape() as tape:
-        w = losses.policy_weights(r, 1.0)
+        w = objectives.policy_weights(r, 1.0)
     assert tape.gradient(w, r) is None
 
 
@@ -54,7 +54,7 @@ def test_target_log_prob_is_the_masked_mean(setup):
         "target_mask": tmask,
     }
     out = model(ctx)
-    got = losses.target_log_prob(model, out, batch, tmask).numpy()
+    got = objectives.target_log_prob(model, out, batch, tmask).numpy()
     lq_theta = model.posterior(out).log_prob(batch.theta).numpy()
     lq_y = model.predictive(out).log_prob(batch.target_y[..., 0]).numpy()
     np.testing.assert_allclose(got[:2], lq_theta[:2, :4].mean(1), rtol=1e-5)

@@ -7,7 +7,7 @@ import tensorflow_probability as tfp
 from scipy import stats
 
 from tfp_aline.errors import ConfigError
-from tfp_aline.tasks.migraine import MigraineTask
+from tfp_aline.tasks.migraine.task import MigraineTask
 
 
 @pytest.mark.parametrize("batch", [1, 200])

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from tfp_aline import mock_distribution as mock_mod
-from tfp_aline.tasks.migraine import MigraineModelConfig, MigraineTask
+from tfp_aline.tasks.migraine import mock_distribution as mock_mod
+from tfp_aline.tasks.migraine.task import MigraineModelConfig, MigraineTask
 
 
 @pytest.fixture(scope="module")

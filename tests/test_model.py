@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfp_aline.core.targets import target_mask
 from tfp_aline.errors import ConfigError
-from tfp_aline.model import AlineModel
-from tfp_aline.targets import target_mask
+from tfp_aline.nn.model import AlineModel
 
 B, N, N0, M, PAD = 3, 6, 4, 5, 2
 TINY = dict(embed_dim=8, num_layers=2, num_heads=2, ff_dim=16, num_components=3)

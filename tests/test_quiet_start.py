@@ -1,4 +1,4 @@
-"""A quiet start (issue 14, case 14): no absl/oneDNN/CUDA start-up lines on stderr unless asked for,
+"""A quiet start: no absl/oneDNN/CUDA start-up lines on stderr unless asked for,
 one `device:` line of our own, and nothing that hides a GPU or a real error."""
 
 import os

@@ -47,7 +47,7 @@ def test_check_mode_flags_a_stale_readme_and_the_script_fixes_it(tmp_path):
 def test_every_subcommand_is_in_the_reference():
     text = README.read_text(encoding="utf-8")
     block = text[text.index(cli_reference.START) : text.index(cli_reference.END)]
-    from tfp_aline.cli import build_parser
+    from tfp_aline.cli.main import build_parser
 
     for action in build_parser()._actions:
         for name in getattr(action, "choices", None) or ():

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_aline.model import AlineModel
-from tfp_aline.rollout_state import RolloutState, initial_state, model_inputs, observe
-from tfp_aline.targets import target_mask
+from tfp_aline.core.rollout_state import RolloutState, initial_state, model_inputs, observe
+from tfp_aline.core.targets import target_mask
+from tfp_aline.nn.model import AlineModel
 
 B, N, N0, M, T = 3, 8, 2, 2, 5
 TINY = dict(embed_dim=8, num_layers=2, num_heads=2, ff_dim=16, num_components=3)

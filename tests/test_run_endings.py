@@ -1,4 +1,4 @@
-"""Runs that end badly (issue 14, cases 1-5): evaluate on SIGTERM, unreadable checkpoints, resumes that
+"""Runs that end badly: evaluate on SIGTERM, unreadable checkpoints, resumes that
 do not fit, runs without model.keras, run dirs that would be overwritten. Each ends with one line."""
 
 import os
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from tfp_aline.cli import main
+from tfp_aline.cli.main import main
 from tfp_aline.config import load_config
 from tfp_aline.runs import find_checkpoint, load_run
 from tfp_aline.training.trainer import Trainer
@@ -150,7 +150,7 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous_with_one_warning
     assert "using its checkpoint ckpt-4, epoch 4 of 6" in which
     import tensorflow as tf
 
-    from tfp_aline.training.trainer import build_model
+    from tfp_aline.nn.build import build_model
 
     reference = build_model(run.cfg, run.task)
     tf.train.Checkpoint(model=reference).restore(str(run_copy / "checkpoints" / "ckpt-4")).expect_partial()

@@ -13,7 +13,7 @@ from tfp_aline.config import config_from_dict
 from tfp_aline.errors import ConfigError
 from tfp_aline.evaluation.evaluate import applicable, available_methods
 from tfp_aline.tasks.base import Task
-from tfp_aline.tasks.psychometric import PsychometricTask
+from tfp_aline.tasks.psychometric.task import PsychometricTask
 from tfp_aline.tasks.registry import build_task, parse_task_section
 
 tfd = tfp.distributions
@@ -66,9 +66,9 @@ def test_migraine_keeps_its_named_joint_and_agrees_with_the_generic_route(migrai
 
 
 def test_tasks_by_name_or_import_path_with_their_own_validated_options():
-    by_path = parse_task_section({"class": "tfp_aline.tasks.psychometric:PsychometricTask"})
+    by_path = parse_task_section({"class": "tfp_aline.tasks.psychometric.task:PsychometricTask"})
     assert isinstance(build_task(by_path), PsychometricTask) and by_path.to_dict() == by_path.to_dict()
-    assert by_path.to_dict() == {"class": "tfp_aline.tasks.psychometric:PsychometricTask"}
+    assert by_path.to_dict() == {"class": "tfp_aline.tasks.psychometric.task:PsychometricTask"}
     with pytest.raises(ConfigError, match=r"task\.table: unknown key for task 'psychometric'"):
         parse_task_section({"name": "psychometric", "table": "data/migraine_prediction.xlsx"})
     with pytest.raises(ConfigError, match=r"task\.base_rate = 2\.0"):

@@ -16,8 +16,9 @@ from conftest import ROOT
 from tensorboard.backend.event_processing import event_accumulator
 
 from tfp_aline.config import load_config
+from tfp_aline.errors import TrainingError
 from tfp_aline.training import trainer as trainer_mod
-from tfp_aline.training.trainer import Trainer, TrainingError
+from tfp_aline.training.trainer import Trainer
 
 SMOKE = ROOT / "configs" / "smoke.yaml"
 SCALARS = (
@@ -107,8 +108,8 @@ def test_same_seed_same_training(tmp_path):
 @pytest.fixture
 def poisoned_nll(monkeypatch):
     """Make the NLL non-finite (the patched loss is traced into the step)."""
-    real = trainer_mod.losses.nll_loss
-    monkeypatch.setattr(trainer_mod.losses, "nll_loss", lambda logq: real(logq) * float("nan"))
+    real = trainer_mod.objectives.nll_loss
+    monkeypatch.setattr(trainer_mod.objectives, "nll_loss", lambda logq: real(logq) * float("nan"))
 
 
 def test_nonfinite_steps_are_skipped_and_never_saved(tmp_path, poisoned_nll):

@@ -2,6 +2,6 @@
 
 import sys
 
-from tfp_aline.cli import main
+from tfp_aline.cli.main import main
 
 sys.exit(main())

@@ -342,12 +342,10 @@ def load_config(path, overrides=None, check_targets: bool = True) -> Config:
     try:
         cfg = config_from_dict(apply_overrides(raw, overrides), default_name=path.stem)
         if check_targets:
-            from tfp_aline.tasks.registry import build_task
+            from tfp_aline.tasks.registry import check_targets
 
-            task = build_task(cfg.task)
-            validate(cfg, group_names=tuple(task.parameter_groups))
             predictive = cfg.episodes.num_predictive_targets or "predictive" in cfg.target_names
-            task.check_predictive(int(bool(predictive)))
+            check_targets(cfg.task, lambda groups: validate(cfg, group_names=groups), int(bool(predictive)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return cfg

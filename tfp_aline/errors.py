@@ -29,6 +29,10 @@ class ConfigError(TfpAlineError):
     """A configuration value that is missing, unknown or out of range."""
 
 
+class TrainingError(TfpAlineError):
+    """Training cannot go on (non-finite values with on_nonfinite=stop, a clashing run dir, ...)."""
+
+
 class Stopped(TfpAlineError):
     """A run stopped by a signal (SIGINT, SIGTERM, SIGHUP); the CLI exits with 128 + the signal number."""
 

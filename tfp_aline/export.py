@@ -8,8 +8,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfp_aline import atomic
-from tfp_aline.advise import Advisor, raw_forward
 from tfp_aline.errors import TfpAlineError
+from tfp_aline.tasks.migraine.advice import Advisor, raw_forward
 
 SIGNATURES = ("posterior", "predictive", "policy")
 SIGNATURE_FILE = "signature.json"

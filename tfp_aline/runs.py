@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
-from tfp_aline.errors import TfpAlineError, warn
+from tfp_aline.errors import TfpAlineError, TrainingError, warn
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.yaml"
@@ -112,8 +112,8 @@ def load_run(run_dir, use_checkpoint: bool = False) -> Run:
     import tensorflow as tf
 
     from tfp_aline.config import load_config
+    from tfp_aline.nn.build import build_model
     from tfp_aline.tasks.registry import build_task
-    from tfp_aline.training.trainer import build_model
 
     path = Path(run_dir)
     if not path.is_dir():
@@ -175,7 +175,6 @@ def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
     run's model.keras / evaluation.json; with --resume, no checkpoint, settings that differ from
     the run's config.yaml (network, task, episodes, seed) or training.epochs below the checkpoint.
     """
-    from tfp_aline.training.trainer import TrainingError  # here: trainer imports this module
 
     logdir = Path(logdir)
     if logdir.exists() and not logdir.is_dir():

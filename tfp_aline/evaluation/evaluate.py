@@ -8,18 +8,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.errors import TfpAlineError
-from tfp_aline.evaluation import metrics as M
-from tfp_aline.evaluation.acquisition import (
+from tfp_aline.core.acquisition import (
     PolicyAcquisition,
     RandomAcquisition,
     UncertaintyAcquisition,
     run_acquisition,
 )
-from tfp_aline.rollout_state import model_inputs
-from tfp_aline.targets import PREDICTIVE, target_mask
-from tfp_aline.training.gradients import state_after
-from tfp_aline.training.losses import target_log_prob
+from tfp_aline.core.objectives import target_log_prob
+from tfp_aline.core.rollout_state import model_inputs, state_after
+from tfp_aline.core.targets import PREDICTIVE, target_mask
+from tfp_aline.errors import TfpAlineError
+from tfp_aline.evaluation import metrics as M
 
 # Amortized or trivial methods that every task has; a task adds its own non-amortized baselines
 # (`Task.evaluation_methods`), which refit a posterior at every step and may run on fewer
@@ -251,7 +250,7 @@ def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, se
     """At step T, NUTS on the first `nuts_people` of the policy's episodes: posterior-mean RMSE of
     NUTS, of the task's reference posterior (e.g. Laplace) and of the amortized posterior, on the
     same people."""
-    from tfp_aline.evaluation.exact import nuts_posterior
+    from tfp_aline.core.exact import nuts_posterior
 
     k = min(settings.nuts_people, theta.shape[0])
     state = state_after(result.state, tf.constant(result.chosen), n0, tf.constant(T))

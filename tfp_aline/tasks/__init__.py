@@ -5,9 +5,9 @@ import importlib
 
 _EXPORTS = {
     "Task": "tfp_aline.tasks.base",
-    "MigraineTask": "tfp_aline.tasks.migraine",
-    "MigraineModelConfig": "tfp_aline.tasks.migraine",
-    "PsychometricTask": "tfp_aline.tasks.psychometric",
+    "MigraineTask": "tfp_aline.tasks.migraine.task",
+    "MigraineModelConfig": "tfp_aline.tasks.migraine.task",
+    "PsychometricTask": "tfp_aline.tasks.psychometric.task",
 }
 
 __all__ = list(_EXPORTS)

@@ -9,7 +9,7 @@ from typing import Callable, Mapping, NamedTuple
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_aline.episodes import EpisodeBatch
+from tfp_aline.core.episodes import EpisodeBatch
 from tfp_aline.errors import ConfigError
 
 tfd = tfp.distributions
@@ -119,11 +119,18 @@ class Task(abc.ABC):
             raise ConfigError(f"target {target!r} must name distinct parameters")
         return tuple(out)
 
-    def check_predictive(self, num_predictive_targets: int):
+    @classmethod
+    def group_names(cls, options) -> tuple[str, ...]:
+        """The parameter groups a config may name as targets, from the options alone. The default
+        builds the task; a task whose construction is costly can answer more cheaply."""
+        return tuple(cls.from_options(options).parameter_groups)
+
+    @classmethod
+    def check_predictive(cls, num_predictive_targets: int):
         """Predictive targets need a binary outcome: the predictive head is a Bernoulli."""
-        if num_predictive_targets and self.outcome != "binary":
+        if num_predictive_targets and cls.outcome != "binary":
             raise ConfigError(
-                f"task {self.name!r} has {self.outcome} outcomes: predictive targets "
+                f"task {cls.name!r} has {cls.outcome} outcomes: predictive targets "
                 "(episodes.num_predictive_targets > 0, target 'predictive') need a binary "
                 "outcome until a continuous predictive head exists; use parameter targets"
             )
@@ -194,7 +201,7 @@ class Task(abc.ABC):
         (in the prior's unconstrained space when the prior has a box)."""
         import numpy as np
 
-        from tfp_aline.evaluation.exact import nuts_posterior
+        from tfp_aline.core.exact import nuts_posterior
 
         chains = 4
         draws = -(-num_samples // chains)

@@ -10,8 +10,8 @@ from tfp_aline.errors import ConfigError
 
 # Built-in tasks by name; any other task is named by import path, "package.module:ClassName".
 BUILTIN = {
-    "migraine": "tfp_aline.tasks.migraine:MigraineTask",
-    "psychometric": "tfp_aline.tasks.psychometric:PsychometricTask",
+    "migraine": "tfp_aline.tasks.migraine.task:MigraineTask",
+    "psychometric": "tfp_aline.tasks.psychometric.task:PsychometricTask",
 }
 SELECTORS = ("name", "class")
 
@@ -111,8 +111,20 @@ def parse_task_section(raw) -> TaskConfig:
     return TaskConfig(name=spec, options=options, by_path=key == "class")
 
 
+def _class_and_options(cfg: TaskConfig):
+    cls = task_class(cfg.name)
+    return cls, cfg.options if cfg.options is not None else cls.Options()
+
+
 def build_task(cfg: TaskConfig):
     """TaskConfig -> Task instance."""
-    cls = task_class(cfg.name)
-    options = cfg.options if cfg.options is not None else cls.Options()
+    cls, options = _class_and_options(cfg)
     return cls.from_options(options)
+
+
+def check_targets(cfg: TaskConfig, validate_groups, num_predictive_targets: int) -> None:
+    """Check a config's targets against the task without building it: `validate_groups` gets the
+    task's group names; predictive targets are checked against the task's outcome type."""
+    cls, options = _class_and_options(cfg)
+    validate_groups(cls.group_names(options))
+    cls.check_predictive(num_predictive_targets)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -16,24 +14,21 @@ import tensorflow as tf
 
 from tfp_aline import atomic
 from tfp_aline.config import Config
-from tfp_aline.errors import TfpAlineError
-from tfp_aline.model import AlineModel
-from tfp_aline.rollout_state import model_inputs
-from tfp_aline.targets import target_mask
+from tfp_aline.core import objectives
+from tfp_aline.core.rollout import choice_noise, random_choices, rollout, state_from_choices
+from tfp_aline.core.rollout_state import model_inputs, state_after
+from tfp_aline.core.targets import target_mask
+from tfp_aline.devices import describe_devices, make_strategy, set_mixed_precision
+from tfp_aline.errors import TrainingError
+from tfp_aline.nn.build import build_model
+from tfp_aline.runs import CONFIG_FILE, MODEL_FILE, prepare_run_dir
+from tfp_aline.signals import stop_on_signals
 from tfp_aline.tasks.registry import build_task
-from tfp_aline.training import losses, summaries
-from tfp_aline.training.devices import describe_devices, make_strategy, set_mixed_precision
-from tfp_aline.training.gradients import sample_steps, state_after, stepwise_gradients
-from tfp_aline.training.rollout import choice_noise, random_choices, rollout, state_from_choices
+from tfp_aline.training import summaries
+from tfp_aline.training.gradients import sample_steps, stepwise_gradients
 from tfp_aline.training.validation import CSV_HEADER
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.yaml"
 VALIDATION_FILE = "validation.csv"
-
-
-class TrainingError(TfpAlineError):
-    """Training cannot go on (non-finite values with on_nonfinite=stop, a clashing run dir, ...)."""
 
 
 @dataclasses.dataclass
@@ -43,55 +38,6 @@ class TrainResult:
     interrupted: bool
     skipped_epochs: list
     signal: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), if any
-
-
-# Signals that stop a run cleanly: the epoch in flight finishes, a checkpoint is saved, the run
-# returns interrupted. SIGINT is Ctrl-C; SIGTERM is what `docker stop`, `timeout` and schedulers send.
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
-@contextlib.contextmanager
-def stop_on_signals(on_signal):
-    """Route STOP_SIGNALS to `on_signal(signum)` while inside (main thread only; elsewhere a no-op).
-
-    A second signal of the same kind raises KeyboardInterrupt, for a run stuck inside one epoch.
-    Previous handlers come back on exit.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    seen = set()
-
-    def handler(signum, frame):
-        if signum in seen:
-            raise KeyboardInterrupt
-        seen.add(signum)
-        on_signal(signum)
-
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def build_model(cfg: Config, task) -> AlineModel:
-    """The network of a config, built (variables created) on dummy inputs."""
-    n = cfg.network
-    model = AlineModel(
-        task.num_parameters,
-        task.x_dim,
-        task.y_dim,
-        embed_dim=n.embed_dim,
-        num_layers=n.num_layers,
-        num_heads=n.num_heads,
-        ff_dim=n.ff_dim,
-        num_components=n.num_components,
-        min_scale=n.min_scale,
-    )
-    model(model.dummy_inputs(num_predictive=cfg.episodes.num_predictive_targets), compute_policy=True)
-    return model
 
 
 def target_table(cfg: Config, task) -> tf.Tensor:
@@ -123,8 +69,6 @@ class Trainer:
 
     def __init__(self, cfg: Config, logdir, resume: bool = False, strategy=None):
         self.cfg, self.logdir = cfg, Path(logdir)
-        from tfp_aline.runs import prepare_run_dir
-
         # Before anything is built or written: refuse a run dir this would overwrite, or a resume
         # whose settings or epochs do not fit; pick the newest checkpoint that reads completely.
         start = prepare_run_dir(self.logdir, cfg, resume)
@@ -210,20 +154,20 @@ class Trainer:
             grads, inf_logq, tgt_logq = stepwise_gradients(
                 self.model, batch, tmask, final, chosen, None, t.alpha, variables, steps=steps, scale=scale
             )
-            nll = losses.nll_loss(inf_logq)  # over the k differentiated steps: unbiased for all T + 1
+            nll = objectives.nll_loss(inf_logq)  # over the k differentiated steps: unbiased for all T + 1
             stats = {"loss/nll": nll, "loss/policy": tf.constant(0.0), "loss/total": nll}
             index = tf.cast(steps, tf.int32)[:, None]
             evaluated = tf.scatter_nd(index, tf.ones([tf.shape(index)[0]], tf.float32), [horizon + 1])
             logq = tf.scatter_nd(index, tf.reduce_mean(tgt_logq, 1), [horizon + 1])
             return grads, stats, logq, evaluated
         result = rollout(self.model, batch, tmask, horizon, "sample", noise, training=True)
-        rewards = losses.step_rewards(result.logq)
+        rewards = objectives.step_rewards(result.logq)
         # Under XLA the all-reduce cannot sit inside the compiled function: with several
         # replicas and jit_compile, rewards are normalised over each replica's share instead.
         global_batch = not (t.jit_compile and num_replicas > 1)
-        weights = losses.policy_weights(rewards, t.gamma, global_batch)
-        nll = losses.nll_loss(result.inference_logq)
-        pg = losses.policy_loss(weights, result.log_pi)
+        weights = objectives.policy_weights(rewards, t.gamma, global_batch)
+        nll = objectives.nll_loss(result.inference_logq)
+        pg = objectives.policy_loss(weights, result.log_pi)
         stats = {
             "loss/nll": nll,
             "loss/policy": pg,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.rollout_state import model_inputs
-from tfp_aline.training.gradients import state_after
-from tfp_aline.training.rollout import choice_noise, random_choices, state_from_choices
+from tfp_aline.core.rollout import choice_noise, random_choices, state_from_choices
+from tfp_aline.core.rollout_state import model_inputs, state_after
 
 CSV_HEADER = "epoch,hours,episodes,target,step,rmse_amortized,rmse_exact,ratio,coverage90\n"
 

@@ -7,9 +7,9 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.choice import TAKEN_LOGIT
-from tfp_aline.evaluation.acquisition import Acquisition
-from tfp_aline.tasks.psychometric import response_probability
+from tfp_aline.core.acquisition import Acquisition
+from tfp_aline.core.choice import TAKEN_LOGIT
+from tfp_aline.tasks.psychometric.task import response_probability
 
 DEFAULT_SIZES = (41, 21, 11, 11)  # threshold, slope, guess, lapse (see benchmarks/grid_baselines.py)
 AXES = "tsgl"  # einsum letters of the grid axes, in theta order

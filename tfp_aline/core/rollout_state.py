@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfp_aline.episodes import EpisodeBatch
+from tfp_aline.core.episodes import EpisodeBatch
 
 
 class RolloutState(NamedTuple):
@@ -73,3 +73,17 @@ def model_inputs(state: RolloutState, batch: EpisodeBatch, target_mask) -> dict:
         "target_x": batch.target_x,
         "target_mask": tf.cast(target_mask, tf.bool),
     }
+
+
+def state_after(final: RolloutState, chosen, num_initial: int, t) -> RolloutState:
+    """The rollout state after t queries, rebuilt from the final state and the choices.
+
+    final: the state after T queries; chosen: [T, B] int32; t: int32 scalar. Slots written after
+    step t stay in the buffer but are masked out, and masked slots have no effect on the model.
+    """
+    capacity = tf.shape(final.context_mask)[1]
+    horizon, num_candidates = tf.shape(chosen)[0], tf.shape(final.taken)[1]
+    valid = final.context_mask & (tf.range(capacity) < num_initial + t)[None, :]
+    earlier = (tf.range(horizon) < t)[:, None, None]  # [T, 1, 1]
+    taken = tf.reduce_any(tf.one_hot(chosen, num_candidates, on_value=True, off_value=False) & earlier, axis=0)
+    return RolloutState(final.context_x, final.context_y, valid, taken, t)

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfp_aline.layers.embedders import MLP
+from tfp_aline.nn.embedders import MLP
 
 
 @keras.saving.register_keras_serializable(package="tfp_aline")

@@ -75,7 +75,7 @@ class PsychometricTask(Task):
     def reference_samples(self, context_x, context_y, context_mask, num_samples, seed):
         from types import SimpleNamespace
 
-        from tfp_aline.evaluation.grid import grid_posterior_samples
+        from tfp_aline.tasks.psychometric.grid import grid_posterior_samples
 
         state = SimpleNamespace(context_x=context_x, context_y=context_y, context_mask=context_mask)
         return grid_posterior_samples(self, state, num_samples, seed)  # on the shared default grid
@@ -83,7 +83,7 @@ class PsychometricTask(Task):
     def evaluation_methods(self):
         def make(kind):
             def factory(run):
-                from tfp_aline.evaluation.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid
+                from tfp_aline.tasks.psychometric.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid
 
                 cls = QuestPlusAcquisition if kind == "questplus" else PsiMarginalAcquisition
                 return cls(default_grid(self))  # one grid per process: its compiled functions trace once

@@ -4,10 +4,9 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfp_aline.choice import MODES, choice_noise, choose  # noqa: F401  (choice_noise: re-exported)
-from tfp_aline.model import AlineModel
-from tfp_aline.rollout_state import RolloutState, initial_state, model_inputs, observe
-from tfp_aline.training.losses import inference_log_prob, target_log_prob
+from tfp_aline.core.choice import MODES, choice_noise, choose  # noqa: F401  (choice_noise: re-exported)
+from tfp_aline.core.objectives import inference_log_prob, target_log_prob
+from tfp_aline.core.rollout_state import RolloutState, initial_state, model_inputs, observe
 
 
 class RolloutResult(NamedTuple):
@@ -29,9 +28,9 @@ class RolloutResult(NamedTuple):
     state: RolloutState
 
 
-def rollout(model: AlineModel, batch, target_mask, horizon: int, mode: str, noise, training=False):
+def rollout(model, batch, target_mask, horizon: int, mode: str, noise, training=False):
     """Run T steps of acquisition on a batch of episodes (a `tf.while_loop`, so graph size and
-    compile time do not grow with T).
+    compile time do not grow with T). model: an `AlineModel`.
 
     mode: 'random' (uniform among untaken; the query path is not computed at all), 'sample'
     (draw from the policy) or 'greedy' (the policy's argmax). noise: [T, B, N] from `choice_noise`.

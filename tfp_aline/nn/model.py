@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_aline.choice import TAKEN_LOGIT, choice_noise, choose
-from tfp_aline.layers import AlineTransformer, LogitHead, MixtureHead, TokenEmbedder
+from tfp_aline.core.choice import TAKEN_LOGIT, choice_noise, choose
+from tfp_aline.nn import AlineTransformer, LogitHead, MixtureHead, TokenEmbedder
 
 tfd = tfp.distributions
 

@@ -1,4 +1,4 @@
-"""The ticket-001 mock distribution: prior, logistic simulator and mock posterior, from the model."""
+"""The mock distribution of the migraine model: prior, logistic simulator and mock posterior."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfp_aline import atomic
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.tasks.migraine import MigraineTask
+from tfp_aline.tasks.migraine.task import MigraineTask
 
 ARRAY_KEYS = (
     "mu_prior",
@@ -63,7 +63,7 @@ def smallest_working_n(task: MigraineTask, n: int, seed: int):
 
 def generate_mock_distribution(task: MigraineTask, n: int = 5000, seed: int = 0) -> dict:
     """Simulate n person-days from the migraine joint distribution (a new person per day, so the
-    days follow the population marginal) and summarise them as ticket 001 asks.
+    days follow the population marginal) and summarise them for the summary table.
 
     Returns a dict: feature names/categories, prior mean/cov in raw units (exact, from the model),
     the mock posterior (mean/cov of raw features on migraine days), the simulated days

@@ -9,10 +9,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_aline.episodes import EpisodeBatch
+from tfp_aline.core.episodes import EpisodeBatch
 from tfp_aline.errors import ConfigError
-from tfp_aline.feature_table import FeatureTable, read_feature_table
 from tfp_aline.tasks.base import EvaluationMethod, Task
+from tfp_aline.tasks.migraine.feature_table import FeatureTable, read_feature_table
 
 tfd = tfp.distributions
 
@@ -124,9 +124,17 @@ class MigraineTask(Task):
 
     @classmethod
     def from_options(cls, options: MigraineOptions) -> MigraineTask:
-        from tfp_aline.feature_table import resolve_data_path
+        from tfp_aline.tasks.migraine.feature_table import resolve_data_path
 
         return cls(read_feature_table(resolve_data_path(options.table), sheet=options.sheet), options.model_config())
+
+    @classmethod
+    def group_names(cls, options: MigraineOptions) -> tuple[str, ...]:
+        """The table's categories and 'baseline', without building the prior."""
+        from tfp_aline.tasks.migraine.feature_table import resolve_data_path
+
+        table = read_feature_table(resolve_data_path(options.table), sheet=options.sheet)
+        return (*table.groups, "baseline")
 
     def __init__(self, table: FeatureTable | None = None, config: MigraineModelConfig | None = None, dtype=tf.float32):
         self.table = table if table is not None else read_feature_table()
@@ -244,23 +252,23 @@ class MigraineTask(Task):
     reference_name = "Laplace"
 
     def reference_samples(self, context_x, context_y, context_mask, num_samples, seed):
-        from tfp_aline.evaluation.exact import laplace_posterior
+        from tfp_aline.core.exact import laplace_posterior
 
         q = laplace_posterior(self, context_x, context_y, context_mask)
         return q.sample(num_samples, seed=seed).numpy()
 
     def reference_mean(self, context_x, context_y, context_mask, seed):
-        from tfp_aline.evaluation.exact import laplace_posterior
+        from tfp_aline.core.exact import laplace_posterior
 
         return laplace_posterior(self, context_x, context_y, context_mask).loc.numpy()
 
     def prior_predictive_probs(self, x, seed):
-        from tfp_aline.evaluation.gaussian_eig import prior_predictive
+        from tfp_aline.tasks.migraine.gaussian_eig import prior_predictive
 
         return prior_predictive(self, x)  # closed form: the logit is Gaussian under the prior
 
     def evaluation_methods(self):
-        from tfp_aline.evaluation.gaussian_eig import GreedyEIGAcquisition, GreedyEPIGAcquisition
+        from tfp_aline.tasks.migraine.gaussian_eig import GreedyEIGAcquisition, GreedyEPIGAcquisition
 
         return {
             "greedy-eig": EvaluationMethod(lambda run: GreedyEIGAcquisition(self), "parameters"),

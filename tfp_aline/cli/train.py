@@ -11,10 +11,11 @@ import tensorflow as tf
 
 from tfp_aline import atomic
 from tfp_aline.config import config_warnings, load_config
+from tfp_aline.core.rollout import rollout
 from tfp_aline.errors import ConfigError, warn
 from tfp_aline.paths import check_output_dir
-from tfp_aline.training.rollout import rollout
-from tfp_aline.training.trainer import CONFIG_FILE, Trainer, sample_inputs, target_table
+from tfp_aline.runs import CONFIG_FILE
+from tfp_aline.training.trainer import Trainer, sample_inputs, target_table
 
 
 def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:

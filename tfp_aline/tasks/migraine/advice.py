@@ -13,10 +13,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from scipy.special import ndtr
 
+from tfp_aline.core.targets import PREDICTIVE, target_mask
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.history import HistoryWarning, PersonHistory, read_history
-from tfp_aline.model import AlineModel
-from tfp_aline.targets import PREDICTIVE, target_mask
+from tfp_aline.nn.model import AlineModel
+from tfp_aline.tasks.migraine.history import HistoryWarning, PersonHistory, read_history
 
 tfd = tfp.distributions
 

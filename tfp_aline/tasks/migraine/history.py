@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tfp_aline.errors import TfpAlineError, located
-from tfp_aline.feature_table import FeatureTable, _blank, _canon, _number, read_csv_cells
+from tfp_aline.tasks.migraine.feature_table import FeatureTable, _blank, _canon, _number, read_csv_cells
 
 DATE_COLUMN = "date"
 OUTCOME_COLUMN = "migraine"

@@ -16,10 +16,11 @@ import pandas as pd
 
 from tfp_aline.errors import FeatureTableError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TABLE = PACKAGE_ROOT / "data" / "migraine_prediction.xlsx"
+# The repository root, where data/ lives beside the package (tfp_aline/tasks/migraine/ is three down).
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_TABLE = REPO_ROOT / "data" / "migraine_prediction.xlsx"
 
-# Display name (as in ticket 001) -> accepted spellings. Headers are compared after lower-casing
+# Display name -> accepted spellings. Headers are compared after lower-casing
 # and dropping everything but letters and digits, so case, spacing, '_' and '-' do not matter.
 COLUMNS = {
     "category": ("category", "group"),
@@ -172,9 +173,9 @@ def resolve_data_path(path) -> Path:
     """A relative path as given if it exists from the working directory, else from the repository root
     (so configs naming `data/...` work from any folder with an editable install)."""
     path = Path(path)
-    if path.is_absolute() or path.exists() or not (PACKAGE_ROOT / path).exists():
+    if path.is_absolute() or path.exists() or not (REPO_ROOT / path).exists():
         return path
-    return PACKAGE_ROOT / path
+    return REPO_ROOT / path
 
 
 def parse_range(text) -> tuple[float, float] | None:

@@ -30,7 +30,7 @@ def _add_generate_mock(sub):
 
 
 def run_generate_mock(args) -> int:
-    from tfp_aline.feature_table import read_feature_table, resolve_data_path
+    from tfp_aline.tasks.migraine.feature_table import read_feature_table, resolve_data_path
 
     if args.n < 1:
         raise TfpAlineError(f"--n must be a positive number of days, got {args.n}")
@@ -40,8 +40,8 @@ def run_generate_mock(args) -> int:
     # with nothing but the one-line error on stderr.
     table = read_feature_table(args.table or resolve_data_path("data/migraine_prediction.xlsx"), sheet=args.sheet)
     quiet.import_tensorflow()
-    from tfp_aline.mock_distribution import generate_mock_distribution, save_mock_distribution, summary
-    from tfp_aline.tasks.migraine import MigraineTask
+    from tfp_aline.tasks.migraine.mock_distribution import generate_mock_distribution, save_mock_distribution, summary
+    from tfp_aline.tasks.migraine.task import MigraineTask
 
     mock = generate_mock_distribution(MigraineTask(table), n=args.n, seed=args.seed)
     paths = save_mock_distribution(mock, args.out)
@@ -83,7 +83,7 @@ def run_train(args) -> int:
     if args.logdir is not None:
         check_output_dir(args.logdir, "--logdir")  # before TensorFlow starts
     quiet.import_tensorflow()
-    from tfp_aline.training.main_job import train_command
+    from tfp_aline.cli.train import train_command
 
     return train_command(
         config=args.config,
@@ -129,8 +129,8 @@ def run_advise(args) -> int:
     if args.top < 0:
         raise TfpAlineError(f"--top must be >= 0, got {args.top}")
     quiet.import_tensorflow()
-    from tfp_aline.advise import Advisor, format_advice
-    from tfp_aline.history import HistoryWarning
+    from tfp_aline.tasks.migraine.advice import Advisor, format_advice
+    from tfp_aline.tasks.migraine.history import HistoryWarning
 
     advisor = Advisor.from_run_dir(args.run)
     with warnings.catch_warnings():
@@ -225,7 +225,7 @@ def _add_evaluate(sub):
 
 
 def run_evaluate(args) -> int:
-    from tfp_aline.evaluation.command import evaluate_command  # checks its arguments, then imports TensorFlow
+    from tfp_aline.cli.evaluate import evaluate_command  # checks its arguments, then imports TensorFlow
 
     return evaluate_command(
         args.run,

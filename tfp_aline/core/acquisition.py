@@ -9,8 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.choice import choose_best  # noqa: F401  (one choice rule; re-exported for scripts)
-from tfp_aline.rollout_state import RolloutState, initial_state, model_inputs, observe
+from tfp_aline.core.choice import choose_best  # noqa: F401  (one choice rule; re-exported for scripts)
+from tfp_aline.core.rollout_state import RolloutState, initial_state, model_inputs, observe
 
 
 class Acquisition:

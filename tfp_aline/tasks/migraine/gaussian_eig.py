@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfp_aline.evaluation.acquisition import Acquisition
-from tfp_aline.evaluation.exact import laplace_posterior
+from tfp_aline.core.acquisition import Acquisition
+from tfp_aline.core.exact import laplace_posterior
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(24)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()  # E[f(Z)], Z ~ N(0, 1) ~= sum_k w_k f(z_k)

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfp_aline.layers.embedders import MLP
+from tfp_aline.nn.embedders import MLP
 
 
 def _has_valid_key(key_mask, dtype):

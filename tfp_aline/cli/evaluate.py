@@ -44,7 +44,7 @@ def evaluate_command(
     check_output_dir(out, "--out")  # before the work, not after it
     check_output_dir(tensorboard_dir, "the TensorBoard folder")
     quiet.import_tensorflow()
-    from tfp_aline.training.trainer import stop_on_signals
+    from tfp_aline.signals import stop_on_signals
 
     command = "tfp-aline evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     received, stopped = [], []
@@ -74,9 +74,9 @@ def evaluate_command(
 
 
 def _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress, should_stop):
+    from tfp_aline.devices import describe_devices
     from tfp_aline.evaluation.evaluate import EvalSettings, evaluate_run
     from tfp_aline.runs import load_run
-    from tfp_aline.training.devices import describe_devices
 
     run = load_run(run_dir)
     print(f"device: {describe_devices()}", flush=True)

@@ -1,0 +1,89 @@
+"""The package's layers: every import, top-level or inside a function, points down or sideways."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tfp_aline"
+
+# A module may import modules of its own rank or lower. The longest matching prefix decides.
+RANKS = {
+    "tfp_aline": 0,  # the package's __init__: the log-level constant only
+    "tfp_aline.errors": 0,
+    "tfp_aline.atomic": 0,
+    "tfp_aline.paths": 0,
+    "tfp_aline.quiet": 0,
+    "tfp_aline.signals": 0,
+    "tfp_aline.devices": 0,
+    "tfp_aline.core": 1,
+    "tfp_aline.nn": 2,
+    "tfp_aline.tasks": 2,  # base and registry; the model subpackages are below
+    "tfp_aline.config": 3,
+    "tfp_aline.runs": 4,
+    "tfp_aline.training": 5,
+    "tfp_aline.evaluation": 5,
+    "tfp_aline.tasks.migraine": 6,
+    "tfp_aline.tasks.psychometric": 6,
+    "tfp_aline.export": 7,
+    "tfp_aline.cli": 7,
+    "tfp_aline.__main__": 7,
+}
+
+
+def rank(module: str) -> int:
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:n])
+        if prefix in RANKS:
+            return RANKS[prefix]
+    raise KeyError(module)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path):
+    """(line, imported module) for every import in the file, at any depth."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            for a in node.names:  # `from tfp_aline.core import objectives` imports a module
+                yield node.lineno, f"{node.module}.{a.name}"
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_rank():
+    assert MODULES
+    for path in MODULES:
+        rank(module_name(path))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_imports_point_down(path):
+    me = module_name(path)
+    upward = []
+    for line, target in imports(path):
+        if not target.startswith("tfp_aline"):
+            continue
+        if target.split(".")[-1][:1].isupper() or target == me:
+            continue  # a class or constant imported by name, not a module
+        if rank(target) > rank(me):
+            upward.append(f"{path.name}:{line} imports {target} (rank {rank(target)} > {rank(me)})")
+    assert not upward, "\n".join(upward)
+
+
+def test_rank_lookup_prefers_the_longest_prefix():
+    assert rank("tfp_aline.tasks.base") == 2
+    assert rank("tfp_aline.tasks.migraine.history") == 6
+    assert rank("tfp_aline.core.rollout") == 1
+    with pytest.raises(KeyError):
+        rank("numpy")

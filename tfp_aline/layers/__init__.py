@@ -1,7 +1,0 @@
-"""Keras 3 layers of the ALINE network; tensors in, tensors out (no tfd objects)."""
-
-from tfp_aline.layers.embedders import MLP, TokenEmbedder
-from tfp_aline.layers.heads import LogitHead, MixtureHead
-from tfp_aline.layers.transformer import AlineTransformer, TransformerLayer
-
-__all__ = ["MLP", "TokenEmbedder", "TransformerLayer", "AlineTransformer", "MixtureHead", "LogitHead"]

@@ -1,0 +1,1 @@
+"""The psychometric-function model: task, and the grid posterior behind QUEST+ and Psi-marginal."""
