@@ -5,7 +5,7 @@ Prints medians over --calls calls after warm-up, in milliseconds: `Advisor.advis
 parsed history and from the CSV path, then the `posterior`, `predictive` and `policy` signatures
 of a SavedModel exported to a temporary folder (same inputs, numpy in and out), and the ratios.
 
-    /work/venv/bin/python benchmarks/advise_latency.py --run /tmp/smoke-advise --calls 200
+    python benchmarks/advise_latency.py --run /tmp/smoke-advise --calls 200
 """
 
 import argparse

@@ -6,7 +6,7 @@ after warm-up, in milliseconds, and the ratios between the three modes. For refe
 times a whole greedy rollout of --horizon decisions compiled into one XLA graph (no Python
 dispatch per decision) and reports its median time per decision.
 
-    /work/venv/bin/python benchmarks/forward_latency.py --seed 0 --calls 300
+    python benchmarks/forward_latency.py --seed 0 --calls 300
 """
 
 import argparse
@@ -19,7 +19,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfp_aline.core.rollout_state import initial_state, model_inputs, observe  # noqa: E402
+from tfp_aline.core.rollout import choice_noise, rollout  # noqa: E402
+from tfp_aline.core.rollout_state import initial_state, model_inputs  # noqa: E402
 from tfp_aline.core.targets import target_mask  # noqa: E402
 from tfp_aline.nn.model import AlineModel  # noqa: E402
 from tfp_aline.tasks import MigraineTask  # noqa: E402
@@ -39,24 +40,16 @@ def median_ms(forward, inputs, calls):
     return 1e3 * float(np.median(times))
 
 
-def greedy_rollout(model, batch, mask, horizon):
-    """`horizon` greedy select -> observe steps in one graph loop; returns the final state."""
-    state = initial_state(batch, horizon)
-    for _ in tf.range(horizon):
-        outputs = model(model_inputs(state, batch, mask))
-        state = observe(state, batch, model.select(outputs, state.taken, greedy=True))
-    return state
-
-
 def rollout_ms_per_decision(model, batch, mask, horizon, calls):
     """Median time of a compiled `horizon`-step rollout divided by `horizon`, in ms."""
-    rollout = tf.function(lambda b, m: greedy_rollout(model, b, m, horizon), jit_compile=True)
+    noise = choice_noise(tf.constant([0, 1]), horizon, batch.query_x.shape[0], batch.query_x.shape[1])
+    compiled = tf.function(lambda b, m: rollout(model, b, m, horizon, "greedy", noise), jit_compile=True)
     for _ in range(3):
-        rollout(batch, mask).step.numpy()
+        compiled(batch, mask).state.step.numpy()
     times = []
     for _ in range(max(1, calls // horizon)):
         start = time.perf_counter()
-        rollout(batch, mask).step.numpy()
+        compiled(batch, mask).state.step.numpy()
         times.append(time.perf_counter() - start)
     return 1e3 * float(np.median(times)) / horizon
 

@@ -5,7 +5,7 @@ default grid. Prints, per method, the median over steps of the wall time per epi
 the process CPU time per decision (the honest "one core" figure on a shared machine: the grid code
 is single-threaded numpy plus small XLA calls). Compilation is excluded by a warm-up rollout.
 
-    /work/venv/bin/python benchmarks/grid_baselines.py --episodes 50 --seed 0
+    python benchmarks/grid_baselines.py --episodes 50 --seed 0
 """
 
 import argparse

@@ -6,7 +6,7 @@ reported days (capped at the run's context capacity) plus 5 unreported days. Pri
 the RMSE of the posterior means to the true trigger weights and to the true baseline logit, next
 to the prior mean's RMSE. Writes nothing.
 
-    /work/venv/bin/python scripts/check_advice_convergence.py --run runs/migraine-cpu --people 100 --seed 0
+    python scripts/check_advice_convergence.py --run runs/migraine-cpu --people 100 --seed 0
 """
 
 import argparse

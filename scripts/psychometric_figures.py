@@ -21,8 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_aline.atomic import atomic_path
-from tfp_aline.core.acquisition import PolicyAcquisition, choose_best, run_acquisition
-from tfp_aline.core.rollout_state import initial_state, observe
+from tfp_aline.core.acquisition import PolicyAcquisition, run_acquisition
 from tfp_aline.core.targets import target_mask
 from tfp_aline.runs import load_run
 from tfp_aline.tasks.psychometric.grid import QuestPlusAcquisition
@@ -31,18 +30,6 @@ from tfp_aline.tasks.psychometric.grid import QuestPlusAcquisition
 def chosen_stimuli(batch, chosen):
     """Stimuli of the queried candidates: chosen [T, B] indices -> [B, T]."""
     return np.take_along_axis(batch.query_x.numpy()[..., 0], np.asarray(chosen).T, axis=1)
-
-
-def switched_rollout(method, batch, first, second, switch, horizon, seed):
-    """Greedy rollout whose target mask changes from `first` to `second` after `switch` queries: [T, B]."""
-    state, chosen = initial_state(batch, horizon), []
-    for t in range(horizon):
-        if t in (0, switch):  # `start` only records batch, mask and seed, so it may switch the target
-            method.start(batch, first if t == 0 else second, tf.constant(seed, tf.int32))
-        index = choose_best(method.scores(state), state.taken.numpy())
-        chosen.append(index)
-        state = observe(state, batch, tf.constant(index))
-    return np.stack(chosen)
 
 
 def panel(ax, values, title, ylabel, switch=None):
@@ -113,7 +100,9 @@ def main(argv=None):
     written.append(save(fig, os.path.join(out, "stimuli_by_target.png")))
 
     switch = min(args.switch, horizon // 2)
-    chosen = switched_rollout(policy, batch, masks["threshold_slope"], masks["guess_lapse"], switch, horizon, seed)
+    chosen = run_acquisition(
+        policy, batch, masks["threshold_slope"], horizon, seed, switch=(switch, masks["guess_lapse"])
+    ).chosen
     xs = chosen_stimuli(batch, chosen)
     fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
     panel(

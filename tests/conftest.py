@@ -52,17 +52,21 @@ def write_xlsx(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def smoke_run_dir(tmp_path_factory):
-    """A run dir trained with configs/smoke.yaml (6 epochs, ~20 s), shared by the whole session.
-
-    Holds config.yaml, model.keras, checkpoints/ and TensorBoard logs. Tests must not write into it.
-    """
+def smoke_training(tmp_path_factory):
+    """(Trainer, TrainResult) of the session's one smoke training (configs/smoke.yaml, 6 epochs,
+    about 20 s). Its run dir holds config.yaml, model.keras, checkpoints/ and TensorBoard logs.
+    Tests must not write into it."""
     from tfp_aline.config import load_config
     from tfp_aline.training.trainer import Trainer
 
-    logdir = tmp_path_factory.mktemp("smoke-run")
-    Trainer(load_config(ROOT / "configs" / "smoke.yaml"), logdir).fit(progress=False)
-    return logdir
+    trainer = Trainer(load_config(ROOT / "configs" / "smoke.yaml"), tmp_path_factory.mktemp("smoke-run"))
+    return trainer, trainer.fit(progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_run_dir(smoke_training):
+    """The run dir of the session's smoke training (read-only)."""
+    return smoke_training[1].logdir
 
 
 @pytest.fixture(scope="session")

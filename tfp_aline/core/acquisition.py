@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.core.choice import choose_best  # noqa: F401  (one choice rule; re-exported for scripts)
+from tfp_aline.core.choice import choose_best
 from tfp_aline.core.rollout_state import RolloutState, initial_state, model_inputs, observe
 
 
@@ -28,6 +28,10 @@ class Acquisition:
     def start(self, batch, target_mask, seed) -> None:
         """Called once per batch before the first query. seed: shape-[2] int stateless seed."""
         self.batch, self.target_mask, self.seed = batch, tf.cast(target_mask, tf.bool), seed
+
+    def retarget(self, target_mask) -> None:
+        """Change the target mid-episode ([B, L + M] bool); later scores are for the new target."""
+        self.target_mask = tf.cast(target_mask, tf.bool)
 
     def scores(self, state: RolloutState) -> np.ndarray:
         """Utility of querying each candidate next: [B, N] (higher is better; taken ones are ignored)."""
@@ -102,19 +106,29 @@ class AcquisitionRun(NamedTuple):
 
 
 def run_acquisition(
-    method: Acquisition, batch, target_mask, horizon: int, seed, progress=None, warm_up: bool = True
+    method: Acquisition,
+    batch,
+    target_mask,
+    horizon: int,
+    seed,
+    progress=None,
+    warm_up: bool = True,
+    switch: tuple | None = None,
 ) -> AcquisitionRun:
-    """T greedy steps of `method` on a batch; the same loop for every method (policy and baselines).
+    """T greedy steps of `method` on a batch; the one loop for every method (policy and baselines).
 
-    warm_up: score once before timing, so that tracing and compilation are not counted as
-    decision time.
+    target_mask: [B, L + M] bool. switch: (s, mask) to change the target to `mask` after s queries
+    (a user whose question changes mid-episode). warm_up: score once before timing, so that
+    tracing and compilation are not counted as decision time.
     """
     method.start(batch, target_mask, tf.constant(seed, tf.int32))
     state = initial_state(batch, horizon)
     if warm_up:
         method.scores(state)
     chosen, seconds = [], []
-    for _ in range(horizon):
+    for t in range(horizon):
+        if switch is not None and t == switch[0]:
+            method.retarget(switch[1])
         start = time.perf_counter()
         index = choose_best(method.scores(state), state.taken.numpy())
         seconds.append(time.perf_counter() - start)

@@ -46,15 +46,8 @@ def read_events(logdir):
     return acc
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    logdir = tmp_path_factory.mktemp("run")
-    trainer = Trainer(smoke(), logdir)
-    return trainer, trainer.fit(progress=False)
-
-
-def test_tensorboard_tags_and_finite_values(smoke_run):
-    trainer, result = smoke_run
+def test_tensorboard_tags_and_finite_values(smoke_training):
+    trainer, result = smoke_training
     acc = read_events(result.logdir)
     tags = set(acc.Tags()["tensors"])
     for tag in SCALARS:
@@ -71,8 +64,8 @@ def test_tensorboard_tags_and_finite_values(smoke_run):
     assert policy[:3] == [0.0] * 3 and any(v != 0 for v in policy[3:])  # warm-up, then policy gradient
 
 
-def test_run_dir_holds_model_config_and_checkpoints(smoke_run):
-    trainer, result = smoke_run
+def test_run_dir_holds_model_config_and_checkpoints(smoke_training):
+    trainer, result = smoke_training
     assert result.epoch == 6 and not result.interrupted
     assert load_config(result.logdir / "config.yaml") == trainer.cfg
     loaded = keras.saving.load_model(result.logdir / "model.keras")
@@ -82,9 +75,9 @@ def test_run_dir_holds_model_config_and_checkpoints(smoke_run):
     assert trainer.manager.latest_checkpoint.endswith("ckpt-6")
 
 
-def test_existing_run_dir_needs_resume(smoke_run):
+def test_existing_run_dir_needs_resume(smoke_training):
     with pytest.raises(TrainingError, match="--resume"):
-        Trainer(smoke(), smoke_run[1].logdir)
+        Trainer(smoke(), smoke_training[1].logdir)
 
 
 def test_resume_continues_counter_optimizer_and_logs(tmp_path):
