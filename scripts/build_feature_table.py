@@ -15,7 +15,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--csv", default=ROOT / "data" / "migraine_prediction.csv", type=Path)
     p.add_argument("--out", default=ROOT / "data" / "migraine_prediction.xlsx", type=Path)
-    p.add_argument("--seed", type=int, default=0, help="unused (nothing random); accepted for uniformity")
+    p.add_argument(
+        "--seed", type=int, default=0, help="accepted so every script takes --seed; the conversion is deterministic"
+    )
     args = p.parse_args(argv)
     try:
         table = read_feature_table(args.csv)  # validate before writing anything

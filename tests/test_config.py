@@ -89,3 +89,17 @@ def test_missing_and_invalid_files(tmp_path):
 
 def test_defaults_are_a_valid_config():
     assert isinstance(config_from_dict({"name": "x"}), Config)
+
+
+def test_target_names_are_checked_without_building_the_task(monkeypatch):
+    """Loading a migraine config reads the table's groups only: no prior, no baseline solve."""
+    from tfp_aline.tasks.migraine.task import MigraineTask
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_config built the task")
+
+    monkeypatch.setattr(MigraineTask, "__init__", refuse)
+    cfg = load_config(ROOT / "configs" / "migraine.yaml", ["targets={sleep: 0.5, baseline: 0.5}"])
+    assert tuple(cfg.target_names) == ("sleep", "baseline")
+    with pytest.raises(ConfigError, match="targets.nap: unknown target group .*sleep.*baseline"):
+        load_config(ROOT / "configs" / "migraine.yaml", ["targets={nap: 1.0}"])

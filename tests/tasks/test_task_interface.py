@@ -73,7 +73,7 @@ def test_tasks_by_name_or_import_path_with_their_own_validated_options():
         parse_task_section({"name": "psychometric", "table": "data/migraine_prediction.xlsx"})
     with pytest.raises(ConfigError, match=r"task\.base_rate = 2\.0"):
         parse_task_section({"name": "migraine", "base_rate": 2.0})
-    with pytest.raises(ConfigError, match="task.class = 'nowhere.module:X': cannot import"):
+    with pytest.raises(ConfigError, match=r"task.class = 'nowhere.module:X': cannot import .*PYTHONPATH=\."):
         parse_task_section({"class": "nowhere.module:X"})
     with pytest.raises(ConfigError, match="is not a tfp_aline Task subclass"):
         parse_task_section({"class": "tfp_aline.config:Config"})

@@ -215,7 +215,7 @@ def _add_evaluate(sub):
         "--nuts-people",
         type=int,
         default=0,
-        help="migraine: NUTS check of the policy's final posterior on this many people (default 0)",
+        help="NUTS check of the policy's final posterior on this many people, any task (default 0)",
     )
     p.add_argument("--no-exact", action="store_true", help="skip the exact reference posterior at every step")
     p.add_argument("--out", type=Path, default=None, help="output dir (default: RUN_DIR/evaluation)")

@@ -44,7 +44,11 @@ def task_class(spec: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ConfigError(f"task.class = {spec!r}: cannot import {module_name!r} ({e})") from None
+        hint = ""
+        if isinstance(e, ModuleNotFoundError) and e.name and module_name.startswith(e.name):
+            # The usual cause: the task's own folder is not on the path of the installed command.
+            hint = "; is its folder on the Python path? e.g. run with PYTHONPATH=. from the folder holding it"
+        raise ConfigError(f"task.class = {spec!r}: cannot import {module_name!r} ({e}{hint})") from None
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise ConfigError(f"task.class = {spec!r}: {attr!r} in {module_name} is not a tfp_aline Task subclass")
