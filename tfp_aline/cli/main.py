@@ -207,8 +207,8 @@ def _add_evaluate(sub):
         "--methods",
         nargs="+",
         default=None,
-        help="methods to run (default: all for the task; migraine: policy random uncertainty "
-        "greedy-eig greedy-epig; psychometric: policy random questplus psi-marginal)",
+        help="methods to run (default: every method the run's task offers: policy, random, uncertainty "
+        "sampling for binary outcomes, and the task's own baselines; an unknown name lists them)",
     )
     p.add_argument("--targets", nargs="+", default=None, help="targets (default: the config's targets)")
     p.add_argument(
