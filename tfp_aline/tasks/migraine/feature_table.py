@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import re
 import zipfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
 from tfp_aline.errors import FeatureTableError
+from tfp_aline.tasks.migraine.cells import (
+    canonical_header,
+    cell_at,
+    drop_blank_rows,
+    is_blank,
+    read_csv_cells,
+    to_number,
+)
 
 # The repository root, where data/ lives beside the package (tfp_aline/tasks/migraine/ is three down).
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -91,11 +97,7 @@ _PATTERN = re.compile(
 _EXPECTED_PATTERN = "a sentence like 'Higher stress raises risk' or 'Shorter sleep raises risk'"
 
 
-def _canon(text) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(text).lower())
-
-
-_ALIASES = {_canon(alias): name for name, aliases in COLUMNS.items() for alias in aliases}
+_ALIASES = {canonical_header(alias): name for name, aliases in COLUMNS.items() for alias in aliases}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,76 +260,57 @@ def _read_xlsx_rows(path: Path, sheet):
 
 
 def _read_csv_rows(path: Path):
+    """[(row number, [cells])] of a .csv feature table; unreadable text raises `FeatureTableError`."""
+
     def fail(message):
         raise FeatureTableError(path, message)
 
     return read_csv_cells(path, fail)
 
 
-_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d*,\d+\s*$")
-DELIMITERS = (",", ";", "\t")
+class _Factor(NamedTuple):
+    """One parsed row of the feature table (raw units; `zone` is the 1-10 risk zone or None)."""
 
-
-def looks_binary(data: bytes) -> bool:
-    """NUL bytes or many control characters in the first 8 KB: not a text file."""
-    head = data[:8192]
-    control = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
-    return b"\x00" in head or control > 0.05 * max(len(head), 1)
-
-
-def read_csv_cells(path: Path, fail) -> list:
-    """[(row number, [cells])] of a UTF-8 CSV file (row 1 = first line).
-
-    The delimiter (comma, semicolon or tab) is the one the first non-empty line uses most; in a
-    semicolon- or tab-separated file a decimal comma (`7,5`) is read as a decimal point.
-    `fail(message)` raises: a binary file, a file that is not UTF-8.
-    """
-    data = path.read_bytes()
-    if looks_binary(data):
-        fail("is not a CSV text file (it looks binary); expected UTF-8 text with a header row")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        fail(f"cannot be read as UTF-8 CSV (byte {e.start}: {e.reason}); save it as UTF-8 text")
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = max(DELIMITERS, key=lambda d: (first.count(d), d == ","))
-    try:
-        rows = [(i, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1)]
-    except csv.Error as e:
-        fail(f"cannot be read as CSV ({e})")
-    if delimiter != ",":
-        rows = [(i, [c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in r]) for i, r in rows]
-    return rows
-
-
-def _blank(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
-
-
-def _number(v):
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    try:
-        return float(str(v).strip())
-    except ValueError:
-        return None
+    name: str
+    category: str
+    description: str
+    impact: str
+    weight: float
+    lo: float
+    hi: float
+    zone: tuple[float, float] | None
+    mean: float
+    std: float
+    direction: int
 
 
 def _parse_rows(path: Path, sheet, rows) -> FeatureTable:
+    """[(row number, [cells])] of a sheet or CSV file -> the validated `FeatureTable`."""
+
     def fail(msg, row=None, column=None):
         raise FeatureTableError(path, msg, sheet=sheet, row=row, column=column)
 
-    rows = [(i, r) for i, r in rows if not all(_blank(v) for v in r)]
+    rows = drop_blank_rows(rows)
     if not rows:
         fail("the sheet is empty; expected a header row with the columns " + ", ".join(REQUIRED))
     header_row, header = rows[0]
+    col_of = _header_columns(header, header_row, fail)
+    data = rows[1:]
+    if not data:
+        fail("no data rows below the header", row=header_row)
+    seen: dict[str, int] = {}
+    factors = [_parse_factor(rownum, r, header, col_of, seen, fail) for rownum, r in data]
+    return _build_table(path, sheet, factors, fail)
+
+
+def _header_columns(header: list, header_row: int, fail) -> dict[str, int]:
+    """Display column name (a key of COLUMNS) -> 0-based position in the header row; extra columns are
+    ignored, a column meant twice or a missing REQUIRED column fails."""
     col_of: dict[str, int] = {}
     for j, h in enumerate(header):
-        if _blank(h):
+        if is_blank(h):
             continue
-        name = _ALIASES.get(_canon(h))
+        name = _ALIASES.get(canonical_header(h))
         if name is None:
             continue  # extra columns are accepted and ignored
         if name in col_of:
@@ -335,114 +318,136 @@ def _parse_rows(path: Path, sheet, rows) -> FeatureTable:
         col_of[name] = j
     missing = [c for c in REQUIRED if c not in col_of]
     if missing:
-        found = [str(h) for h in header if not _blank(h)]
+        found = [str(h) for h in header if not is_blank(h)]
         fail(f"missing column {missing[0]!r} (found columns: {found})", row=header_row)
-    data = rows[1:]
-    if not data:
-        fail("no data rows below the header", row=header_row)
+    return col_of
 
-    def cell(r, name):
-        j = col_of.get(name)
-        return r[j] if j is not None and j < len(r) else None
 
-    out = {k: [] for k in ("names", "cats", "desc", "impact", "weight", "lo", "hi", "zone", "mean", "std", "dir")}
-    seen: dict[str, int] = {}
-    for rownum, r in data:
-        name = cell(r, "variable")
-        if _blank(name):
-            fail("empty variable name", rownum, "variable")
-        name = str(name).strip()
-        key = name.lower()
-        if key in seen:
-            fail(f"duplicate variable {name!r} (first on row {seen[key]})", rownum, "variable")
-        seen[key] = rownum
-        cat = cell(r, "category")
-        if _blank(cat):
-            fail(f"empty category for {name!r}", rownum, "category")
+def _parse_factor(rownum: int, r: list, header: list, col_of: dict[str, int], seen: dict[str, int], fail) -> _Factor:
+    """One data row -> its `_Factor`; `seen` (lower-cased name -> row) is updated to catch duplicates.
 
-        w_raw = cell(r, "Weight")
-        w = None if _blank(w_raw) else _number(w_raw)
-        if w is None or not math.isfinite(w):
-            fail(f"expected a number >= 0 for the weight of {name!r}, got {w_raw!r}", rownum, "Weight")
-        if w < 0:
-            fail(f"weight of {name!r} is negative ({w:g}); expected a number >= 0", rownum, "Weight")
+    The checks keep a fixed order (name, category, weight, mean/std, range, risk zone, impact
+    pattern) so that a row with several problems always reports the same one.
+    """
+    cells = {name: cell_at(r, col_of.get(name)) for name in COLUMNS}
+    name = _factor_name(cells["variable"], rownum, seen, fail)
+    if is_blank(cells["category"]):
+        fail(f"empty category for {name!r}", rownum, "category")
+    weight = _weight(cells["Weight"], name, rownum, fail)
+    mean, std = _mean_std(cells["mean"], cells["std"], rownum, fail)
+    lo, hi = _typical_range(cells["Typical Range"], mean, std, rownum, fail)
+    zone = _risk_zone(cells["Normalized range (1-10)"], rownum, fail)
+    impact = cells["Migrane impact pattern"]
+    direction = parse_direction(impact)
+    if direction is None:
+        fail(
+            f"cannot tell the risk direction from {impact!r}; expected {_EXPECTED_PATTERN}",
+            rownum,
+            header[col_of["Migrane impact pattern"]],
+        )
+    desc = cells["Description"]
+    return _Factor(
+        name=name,
+        category=str(cells["category"]).strip(),
+        description="" if is_blank(desc) else str(desc).strip(),
+        impact=str(impact).strip(),
+        weight=weight,
+        lo=lo,
+        hi=hi,
+        zone=zone,
+        mean=(lo + hi) / 2 if mean is None else mean,
+        std=(hi - lo) / 4 if std is None else std,
+        direction=direction,
+    )
 
-        mean = std = None
-        for col in ("mean", "std"):
-            v = cell(r, col)
-            if col in col_of and not _blank(v):
-                x = _number(v)
-                if x is None or not math.isfinite(x):
-                    fail(f"expected a number, got {v!r}", rownum, col)
-                if col == "std" and x <= 0:
-                    fail(f"std must be > 0, got {x:g}", rownum, col)
-                mean, std = (x, std) if col == "mean" else (mean, x)
 
-        rng_raw = cell(r, "Typical Range")
-        if _blank(rng_raw) and mean is not None and std is not None:
-            lo, hi = mean - 2 * std, mean + 2 * std
-        else:
-            rng = parse_range(rng_raw)
-            if rng is None:
-                fail(f"expected a range like '4-10' or '4 to 10', got {rng_raw!r}", rownum, "Typical Range")
-            lo, hi = rng
-            if lo > hi:
-                fail(f"range {rng_raw!r} is reversed (min {lo:g} > max {hi:g})", rownum, "Typical Range")
-            if lo == hi and std is None:
-                fail(f"range {rng_raw!r} has zero width and no std column gives a spread", rownum, "Typical Range")
-        mean = (lo + hi) / 2 if mean is None else mean
-        std = (hi - lo) / 4 if std is None else std
+def _factor_name(value, rownum: int, seen: dict[str, int], fail) -> str:
+    """The stripped variable name of a row; empty or (case-insensitively) repeated names fail."""
+    if is_blank(value):
+        fail("empty variable name", rownum, "variable")
+    name = str(value).strip()
+    key = name.lower()
+    if key in seen:
+        fail(f"duplicate variable {name!r} (first on row {seen[key]})", rownum, "variable")
+    seen[key] = rownum
+    return name
 
-        zone = None
-        zone_raw = cell(r, "Normalized range (1-10)")
-        if not _blank(zone_raw):
-            zone = parse_range(zone_raw)
-            if zone is None or not (1 <= zone[0] <= zone[1] <= 10):
-                fail(f"expected a range inside 1-10 like '7-10', got {zone_raw!r}", rownum, "Normalized range (1-10)")
 
-        impact = cell(r, "Migrane impact pattern")
-        d = parse_direction(impact)
-        if d is None:
-            fail(
-                f"cannot tell the risk direction from {impact!r}; expected {_EXPECTED_PATTERN}",
-                rownum,
-                header[col_of["Migrane impact pattern"]],
-            )
+def _weight(value, name: str, rownum: int, fail) -> float:
+    """The weight cell as a finite number >= 0."""
+    w = None if is_blank(value) else to_number(value)
+    if w is None or not math.isfinite(w):
+        fail(f"expected a number >= 0 for the weight of {name!r}, got {value!r}", rownum, "Weight")
+    if w < 0:
+        fail(f"weight of {name!r} is negative ({w:g}); expected a number >= 0", rownum, "Weight")
+    return w
 
-        desc = cell(r, "Description")
-        for k, v in (
-            ("names", name),
-            ("cats", str(cat).strip()),
-            ("desc", "" if _blank(desc) else str(desc).strip()),
-            ("impact", str(impact).strip()),
-            ("weight", w),
-            ("lo", lo),
-            ("hi", hi),
-            ("zone", zone),
-            ("mean", mean),
-            ("std", std),
-            ("dir", d),
-        ):
-            out[k].append(v)
 
-    weight = np.asarray(out["weight"], dtype=float)
+def _mean_std(mean_value, std_value, rownum: int, fail) -> tuple[float | None, float | None]:
+    """The optional mean and std cells, each a finite number or None when empty (std must be > 0)."""
+    mean = _optional_number(mean_value, rownum, "mean", fail)
+    std = _optional_number(std_value, rownum, "std", fail)
+    if std is not None and std <= 0:
+        fail(f"std must be > 0, got {std:g}", rownum, "std")
+    return mean, std
+
+
+def _optional_number(value, rownum: int, column: str, fail) -> float | None:
+    """A finite number, or None for an empty cell."""
+    if is_blank(value):
+        return None
+    x = to_number(value)
+    if x is None or not math.isfinite(x):
+        fail(f"expected a number, got {value!r}", rownum, column)
+    return x
+
+
+def _typical_range(value, mean: float | None, std: float | None, rownum: int, fail) -> tuple[float, float]:
+    """(lo, hi) of the typical range; an empty range with both mean and std given is mean +- 2 std."""
+    if is_blank(value) and mean is not None and std is not None:
+        return mean - 2 * std, mean + 2 * std
+    rng = parse_range(value)
+    if rng is None:
+        fail(f"expected a range like '4-10' or '4 to 10', got {value!r}", rownum, "Typical Range")
+    lo, hi = rng
+    if lo > hi:
+        fail(f"range {value!r} is reversed (min {lo:g} > max {hi:g})", rownum, "Typical Range")
+    # A zero-width range gives std 0 unless a std column supplies the spread.
+    if lo == hi and std is None:
+        fail(f"range {value!r} has zero width and no std column gives a spread", rownum, "Typical Range")
+    return lo, hi
+
+
+def _risk_zone(value, rownum: int, fail) -> tuple[float, float] | None:
+    """The optional 'Normalized range (1-10)' cell as (lo, hi) inside 1-10, or None when empty."""
+    if is_blank(value):
+        return None
+    zone = parse_range(value)
+    if zone is None or not (1 <= zone[0] <= zone[1] <= 10):
+        fail(f"expected a range inside 1-10 like '7-10', got {value!r}", rownum, "Normalized range (1-10)")
+    return zone
+
+
+def _build_table(path: Path, sheet, factors: list[_Factor], fail) -> FeatureTable:
+    """The `FeatureTable` of the parsed rows (arrays of shape [D], D = len(factors))."""
+    weight = np.asarray([f.weight for f in factors], dtype=float)
     if weight.max() <= 0:
         fail("all weights are zero; at least one factor needs a positive weight", column="Weight")
     return FeatureTable(
         source=str(path),
         sheet=sheet,
-        names=tuple(out["names"]),
-        categories=tuple(out["cats"]),
-        descriptions=tuple(out["desc"]),
-        impact_patterns=tuple(out["impact"]),
+        names=tuple(f.name for f in factors),
+        categories=tuple(f.category for f in factors),
+        descriptions=tuple(f.description for f in factors),
+        impact_patterns=tuple(f.impact for f in factors),
         weight=weight,
-        range_low=np.asarray(out["lo"]),
-        range_high=np.asarray(out["hi"]),
-        risk_zone=tuple(out["zone"]),
-        mean=np.asarray(out["mean"]),
-        std=np.asarray(out["std"]),
+        range_low=np.asarray([f.lo for f in factors]),
+        range_high=np.asarray([f.hi for f in factors]),
+        risk_zone=tuple(f.zone for f in factors),
+        mean=np.asarray([f.mean for f in factors]),
+        std=np.asarray([f.std for f in factors]),
         relevance=weight / weight.max(),
-        direction=np.asarray(out["dir"], dtype=float),
+        direction=np.asarray([f.direction for f in factors], dtype=float),
     )
 
 

@@ -12,7 +12,15 @@ import numpy as np
 import pandas as pd
 
 from tfp_aline.errors import TfpAlineError, located
-from tfp_aline.tasks.migraine.feature_table import FeatureTable, _blank, _canon, _number, read_csv_cells
+from tfp_aline.tasks.migraine.cells import (
+    canonical_header,
+    cell_at,
+    drop_blank_rows,
+    is_blank,
+    read_csv_cells,
+    to_number,
+)
+from tfp_aline.tasks.migraine.feature_table import FeatureTable
 
 DATE_COLUMN = "date"
 OUTCOME_COLUMN = "migraine"
@@ -87,8 +95,8 @@ def _feature_aliases(table: FeatureTable) -> dict[str, int]:
     out: dict[str, int] = {}
     short: dict[str, list[int]] = {}
     for i, (name, key) in enumerate(zip(table.names, table.keys)):
-        out[_canon(name)] = out[_canon(key)] = i
-        short.setdefault(_canon(re.sub(r"\([^()]*\)\s*$", "", name)), []).append(i)
+        out[canonical_header(name)] = out[canonical_header(key)] = i
+        short.setdefault(canonical_header(re.sub(r"\([^()]*\)\s*$", "", name)), []).append(i)
     for alias, ix in short.items():
         if len(ix) == 1:
             out.setdefault(alias, ix[0])
@@ -104,8 +112,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list]]]:
     def fail(message):
         raise HistoryError(path, message)
 
-    rows = read_csv_cells(path, fail)
-    rows = [(i, r) for i, r in rows if not all(_blank(v) for v in r)]
+    rows = drop_blank_rows(read_csv_cells(path, fail))
     if not rows:
         raise HistoryError(path, "the file is empty; expected a header row with the feature names")
     (_, header), data = rows[0], rows[1:]
@@ -120,7 +127,7 @@ def _frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[tuple[int, list]]]
 
 def _empty(value) -> bool:
     # DataFrames bring their own missing markers (pd.NA, NaT) besides None, NaN and ''.
-    return _blank(value) or value is pd.NA or value is pd.NaT
+    return is_blank(value) or value is pd.NA or value is pd.NaT
 
 
 def _outcome(value):
@@ -237,139 +244,22 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
     model cannot take missing inputs. Problems raise `HistoryError` naming the row and column;
     values far outside a feature's typical range give a `HistoryWarning` (unless warn=False).
     """
-    if isinstance(source, pd.DataFrame):
-        name, (header, data) = "<DataFrame>", _frame_rows(source)
-    else:
-        path = Path(source)
-        name, (header, data) = str(path), _read_csv(path)
+    name, header, data = _source_rows(source)
 
     def fail(msg, row=None, column=None):
         raise HistoryError(name, msg, row=row, column=column)
 
-    aliases = _feature_aliases(table)
-    feature_col: dict[int, int] = {}
-    date_col = outcome_col = None
-    for j, h in enumerate(header):
-        if _blank(h):
-            if any(j < len(r) and not _blank(r[j]) for _, r in data):
-                fail(f"column {j + 1} has values but no header", row=1)
-            continue
-        c = _canon(h)
-        if c == DATE_COLUMN:
-            kind, index = "date", None
-        elif c in (OUTCOME_COLUMN, "migrane"):
-            kind, index = "migraine", None
-        elif c in aliases:
-            kind, index = "feature", aliases[c]
-        else:
-            hint = "the file looks semicolon-separated; " if ";" in str(h) else ""
-            fail(
-                f"unknown column {_short(h)}; {hint}expected the feature names of the table "
-                f"({', '.join(table.names)}), 'date' and 'migraine'",
-                row=1,
-                column=str(h)[:60],
-            )
-        if kind == "feature":
-            if index in feature_col:
-                fail(
-                    f"two columns mean {table.names[index]!r}: {header[feature_col[index]]!r} and {h!r}",
-                    row=1,
-                    column=str(h),
-                )
-            feature_col[index] = j
-        elif (date_col if kind == "date" else outcome_col) is not None:
-            fail(f"two {kind!r} columns", row=1, column=str(h))
-        elif kind == "date":
-            date_col = j
-        else:
-            outcome_col = j
-    missing = [table.names[i] for i in range(table.num_features) if i not in feature_col]
-    if missing:
-        fail(
-            f"missing feature column(s): {', '.join(map(repr, missing))}; every feature is needed "
-            "for every day (the model cannot take missing inputs)",
-            row=1,
-        )
-    if outcome and outcome_col is None:
-        fail("missing column 'migraine' (1 = migraine that day, 0 = none, empty = not reported yet)", row=1)
-    if not data:
-        fail("no days below the header", row=1)
-
-    def cell(r, j):
-        return r[j] if j is not None and j < len(r) else None
-
-    n, d = len(data), table.num_features
-    raw = np.empty((n, d))
-    y = np.full(n, np.nan)
-    dates = [] if date_col is not None else None
+    columns = _locate_columns(header, data, table, fail)
+    _check_columns(columns, table, outcome, data, fail)
+    raw, y, dates, found = _read_days(data, header, columns, table, outcome, name, fail)
     rows = np.array([rownum for rownum, _ in data])
-    found: list[str] = []
-    span = table.range_high - table.range_low
-    low, high = table.range_low - FAR * span, table.range_high + FAR * span
-    for k, (rownum, r) in enumerate(data):
-        for i, j in feature_col.items():
-            v = cell(r, j)
-            if _empty(v):
-                fail(
-                    f"empty value for {table.names[i]!r}; the model cannot take missing inputs, so "
-                    "every feature needs a value on every day (fill it in or delete the day)",
-                    rownum,
-                    header[j],
-                )
-            x = _number(v)
-            if x is None or not math.isfinite(x):
-                fail(f"expected a number in {table.units[i] or 'raw units'}, got {_short(v)}", rownum, header[j])
-            if abs(x) > FLOAT32_MAX:
-                fail(
-                    f"value {x:g} is too large to compute with (the model uses float32, at most "
-                    f"{FLOAT32_MAX:.1e}); check the value",
-                    rownum,
-                    header[j],
-                )
-            if abs(x - table.mean[i]) > IMPLAUSIBLE_SD * table.std[i]:
-                fail(
-                    f"value {x:g} is implausible for {table.names[i]!r} (typical range "
-                    f"{table.range_low[i]:g}-{table.range_high[i]:g}{' ' + table.units[i] if table.units[i] else ''}; "
-                    f"more than {IMPLAUSIBLE_SD:g} standard deviations away); check the value and its unit",
-                    rownum,
-                    header[j],
-                )
-            raw[k, i] = x
-            if not low[i] <= x <= high[i]:
-                found.append(
-                    f"{name}, row {rownum}, column {header[j]!r}: value {x:g} is far outside the "
-                    f"typical range {table.range_low[i]:g}-{table.range_high[i]:g}"
-                    f"{' ' + table.units[i] if table.units[i] else ''} (check the unit)"
-                )
-        if outcome_col is not None:
-            v = cell(r, outcome_col)
-            try:
-                y[k] = np.nan if (o := _outcome(v)) is None else o
-            except ValueError:
-                fail(
-                    f"expected 1 (migraine), 0 (none) or empty (not reported yet), got {v!r}",
-                    rownum,
-                    header[outcome_col],
-                )
-            if not outcome and not np.isnan(y[k]):
-                fail(
-                    "coming days cannot have a reported outcome; leave 'migraine' empty or drop the column",
-                    rownum,
-                    header[outcome_col],
-                )
-        if dates is not None:
-            v = cell(r, date_col)
-            t = None if _empty(v) else _date(v)
-            if t is None:
-                fail(f"expected {_DATE_EXAMPLE}, got {_short(v)}", rownum, header[date_col])
-            dates.append((rownum, t))
-
     if dates is not None:
-        dates = _resolve_dates(dates, name, header[date_col], found)
+        dates = _resolve_dates(dates, name, header[columns.date], found)
         order = np.argsort(np.array(dates, dtype="datetime64[ns]"), kind="stable")
         raw, y, rows = raw[order], y[order], rows[order]
         dates = np.array(dates, dtype="datetime64[ns]")[order]
     if warn:
+        # Sent here rather than in a helper so that stacklevel=2 points at the caller of read_history.
         for msg in found:
             warnings.warn(msg, HistoryWarning, stacklevel=2)
     return PersonHistory(
@@ -383,3 +273,167 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
         rows=rows,
         warnings=tuple(found),
     )
+
+
+def _source_rows(source) -> tuple[str, list[str], list[tuple[int, list]]]:
+    """(name for messages, header, [(row number, [cells])]) of a DataFrame or a .csv path."""
+    if isinstance(source, pd.DataFrame):
+        return "<DataFrame>", *_frame_rows(source)
+    path = Path(source)
+    return str(path), *_read_csv(path)
+
+
+@dataclasses.dataclass
+class _Columns:
+    """Where each kind of column sits in the header (0-based positions; None when absent)."""
+
+    feature: dict[int, int] = dataclasses.field(default_factory=dict)  # feature index -> column
+    date: int | None = None
+    outcome: int | None = None
+
+
+def _locate_columns(header: list, data: list, table: FeatureTable, fail) -> _Columns:
+    """Find the feature, date and migraine columns of the header row; unknown or repeated columns fail."""
+    aliases = _feature_aliases(table)
+    columns = _Columns()
+    for j, h in enumerate(header):
+        if is_blank(h):
+            if any(j < len(r) and not is_blank(r[j]) for _, r in data):
+                fail(f"column {j + 1} has values but no header", row=1)
+            continue
+        kind, index = _column_kind(h, aliases, table, fail)
+        if kind == "feature":
+            if index in columns.feature:
+                fail(
+                    f"two columns mean {table.names[index]!r}: {header[columns.feature[index]]!r} and {h!r}",
+                    row=1,
+                    column=str(h),
+                )
+            columns.feature[index] = j
+        elif (columns.date if kind == "date" else columns.outcome) is not None:
+            fail(f"two {kind!r} columns", row=1, column=str(h))
+        elif kind == "date":
+            columns.date = j
+        else:
+            columns.outcome = j
+    return columns
+
+
+def _column_kind(h, aliases: dict[str, int], table: FeatureTable, fail) -> tuple[str, int | None]:
+    """('date' | 'migraine' | 'feature', feature index or None) of one header cell; unknown headers fail."""
+    c = canonical_header(h)
+    if c == DATE_COLUMN:
+        return "date", None
+    if c in (OUTCOME_COLUMN, "migrane"):
+        return "migraine", None
+    if c in aliases:
+        return "feature", aliases[c]
+    # A whole semicolon-separated header read as one cell means the delimiter was misjudged.
+    hint = "the file looks semicolon-separated; " if ";" in str(h) else ""
+    fail(
+        f"unknown column {_short(h)}; {hint}expected the feature names of the table "
+        f"({', '.join(table.names)}), 'date' and 'migraine'",
+        row=1,
+        column=str(h)[:60],
+    )
+
+
+def _check_columns(columns: _Columns, table: FeatureTable, outcome: bool, data: list, fail) -> None:
+    """Every feature needs a column, reported days need 'migraine', and there must be days at all."""
+    missing = [table.names[i] for i in range(table.num_features) if i not in columns.feature]
+    if missing:
+        fail(
+            f"missing feature column(s): {', '.join(map(repr, missing))}; every feature is needed "
+            "for every day (the model cannot take missing inputs)",
+            row=1,
+        )
+    if outcome and columns.outcome is None:
+        fail("missing column 'migraine' (1 = migraine that day, 0 = none, empty = not reported yet)", row=1)
+    if not data:
+        fail("no days below the header", row=1)
+
+
+def _read_days(data: list, header: list, columns: _Columns, table: FeatureTable, outcome: bool, name: str, fail):
+    """Check every day row by row (so the first bad row is the one reported) and collect its values.
+
+    Returns raw [n, D], y [n] (NaN = not reported), [(row, Timestamp or year-last match)] or None
+    without a date column, and the far-outside-range notes, in file order.
+    """
+    n = len(data)
+    raw = np.empty((n, table.num_features))
+    y = np.full(n, np.nan)
+    dates = [] if columns.date is not None else None
+    found: list[str] = []
+    span = table.range_high - table.range_low
+    low, high = table.range_low - FAR * span, table.range_high + FAR * span
+    for k, (rownum, r) in enumerate(data):
+        for i, j in columns.feature.items():
+            x = raw[k, i] = _feature_value(cell_at(r, j), i, table, rownum, header[j], fail)
+            if not low[i] <= x <= high[i]:
+                found.append(
+                    f"{name}, row {rownum}, column {header[j]!r}: value {x:g} is far outside the "
+                    f"typical range {_range_text(table, i)} (check the unit)"
+                )
+        if columns.outcome is not None:
+            y[k] = _day_outcome(cell_at(r, columns.outcome), outcome, rownum, header[columns.outcome], fail)
+        if dates is not None:
+            dates.append((rownum, _day_date(cell_at(r, columns.date), rownum, header[columns.date], fail)))
+    return raw, y, dates, found
+
+
+def _range_text(table: FeatureTable, i: int) -> str:
+    """'lo-hi unit' of feature i, for messages."""
+    unit = table.units[i]
+    return f"{table.range_low[i]:g}-{table.range_high[i]:g}{' ' + unit if unit else ''}"
+
+
+def _feature_value(value, i: int, table: FeatureTable, rownum: int, column: str, fail) -> float:
+    """One feature cell as a finite number the float32 model can use and the table finds plausible."""
+    if _empty(value):
+        fail(
+            f"empty value for {table.names[i]!r}; the model cannot take missing inputs, so "
+            "every feature needs a value on every day (fill it in or delete the day)",
+            rownum,
+            column,
+        )
+    x = to_number(value)
+    if x is None or not math.isfinite(x):
+        fail(f"expected a number in {table.units[i] or 'raw units'}, got {_short(value)}", rownum, column)
+    if abs(x) > FLOAT32_MAX:
+        fail(
+            f"value {x:g} is too large to compute with (the model uses float32, at most "
+            f"{FLOAT32_MAX:.1e}); check the value",
+            rownum,
+            column,
+        )
+    if abs(x - table.mean[i]) > IMPLAUSIBLE_SD * table.std[i]:
+        fail(
+            f"value {x:g} is implausible for {table.names[i]!r} (typical range {_range_text(table, i)}; "
+            f"more than {IMPLAUSIBLE_SD:g} standard deviations away); check the value and its unit",
+            rownum,
+            column,
+        )
+    return x
+
+
+def _day_outcome(value, outcome: bool, rownum: int, column: str, fail) -> float:
+    """The 'migraine' cell as 1.0, 0.0 or NaN (not reported); coming days (outcome=False) must be empty."""
+    try:
+        o = _outcome(value)
+    except ValueError:
+        fail(f"expected 1 (migraine), 0 (none) or empty (not reported yet), got {value!r}", rownum, column)
+    if not outcome and o is not None:
+        fail(
+            "coming days cannot have a reported outcome; leave 'migraine' empty or drop the column",
+            rownum,
+            column,
+        )
+    return np.nan if o is None else o
+
+
+def _day_date(value, rownum: int, column: str, fail):
+    """The date cell as a Timestamp, or a match object for a year-last date (order settled by `_resolve_dates`)."""
+    t = None if _empty(value) else _date(value)
+    if t is None:
+        fail(f"expected {_DATE_EXAMPLE}, got {_short(value)}", rownum, column)
+    return t
