@@ -203,6 +203,15 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
 
 def validate(cfg: Config, group_names=None):
     """Range checks that need no task; with `group_names`, also that every target exists."""
+    # One check after the other in a fixed order: a config with several problems always names the same one.
+    _check_signs(cfg)
+    _check_sizes(cfg)
+    _check_training_choices(cfg.training)
+    _check_targets(cfg, group_names)
+
+
+def _check_signs(cfg: Config):
+    """Counts, sizes and rates that must be positive, and those that may be 0 but not negative."""
     e, n, t = cfg.episodes, cfg.network, cfg.training
     positive = {
         "episodes.batch_size": e.batch_size,
@@ -244,6 +253,11 @@ def validate(cfg: Config, group_names=None):
             f"training.gradient_steps = {t.gradient_steps}: expected 0 (every step) or a number of "
             "steps > 0 (at least episodes.horizon + 1 also means every step)"
         )
+
+
+def _check_sizes(cfg: Config):
+    """Sizes that must fit each other: the horizon within the candidates, the heads within the embedding."""
+    e, n = cfg.episodes, cfg.network
     if e.horizon > e.num_candidates:
         raise ConfigError(
             f"episodes.horizon = {e.horizon}: cannot exceed episodes.num_candidates "
@@ -251,6 +265,10 @@ def validate(cfg: Config, group_names=None):
         )
     if n.embed_dim % n.num_heads:
         raise ConfigError(f"network.embed_dim = {n.embed_dim}: must be divisible by network.num_heads = {n.num_heads}")
+
+
+def _check_training_choices(t: TrainingConfig):
+    """Training settings bounded to an interval or to a set of names."""
     if not 0 <= t.lr_min_fraction <= 1:
         raise ConfigError(f"training.lr_min_fraction = {t.lr_min_fraction}: expected a number in [0, 1]")
     if not 0 < t.gamma <= 1:
@@ -259,13 +277,18 @@ def validate(cfg: Config, group_names=None):
         raise ConfigError(f"training.strategy = {t.strategy!r}: expected one of {STRATEGIES}")
     if t.on_nonfinite not in ON_NONFINITE:
         raise ConfigError(f"training.on_nonfinite = {t.on_nonfinite!r}: expected one of {ON_NONFINITE}")
+
+
+def _check_targets(cfg: Config, group_names=None):
+    """p(target): probabilities that sum to 1, predictive targets only with held-out outcomes, and
+    (with `group_names`) only target groups the task has."""
     for name, p in cfg.targets:
         if not 0 <= p <= 1 or not math.isfinite(p):
             raise ConfigError(f"targets.{name} = {p}: expected a probability in [0, 1]")
     total = sum(cfg.target_probs)
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"targets: probabilities sum to {total:g}, expected 1")
-    if "predictive" in cfg.target_names and e.num_predictive_targets == 0:
+    if "predictive" in cfg.target_names and cfg.episodes.num_predictive_targets == 0:
         raise ConfigError("targets.predictive: needs episodes.num_predictive_targets > 0")
     if group_names is not None:
         for name in cfg.target_names:

@@ -120,6 +120,46 @@ class _PersonSteps:
         self.bar.update(k * self.people)
 
 
+@dataclasses.dataclass
+class _Episodes:
+    """The simulated people every (target, method) run shares, and what each run needs of them."""
+
+    run: object
+    settings: EvalSettings
+    batch: object  # EpisodeBatch of B people with N candidates each
+    theta: np.ndarray  # true parameters [B, L], float64
+    seed: tf.Tensor  # the episodes' stateless seed [2]
+    forward: object  # the model without its policy head, as one tf.function
+    horizon: int
+    num_initial: int
+    num_predictive: int
+    progress: bool
+
+    @property
+    def task(self):
+        return self.run.task
+
+    @property
+    def model(self):
+        return self.run.model
+
+    def people(self, method: str) -> int:
+        """How many of the shared people a method runs on."""
+        s = self.settings
+        return s.episodes if method in CHEAP else min(s.baseline_episodes or s.episodes, s.episodes)
+
+
+class _Collected:
+    """What an evaluation accumulates: rows, SBC ranks, chosen inputs and step-T log q per run."""
+
+    def __init__(self):
+        self.rows, self.sbc, self.chosen_x, self.final_logq = [], {}, {}, {}
+
+    def add(self, method, target, step, metric, values):
+        """One row summarising per-person `values` (mean and 95% interval)."""
+        self.rows.append((method, target, step, metric, *M.summarize(values)))
+
+
 def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop=None) -> EvalResult:
     """Run every method on the same episodes for every target and collect the metrics.
 
@@ -128,122 +168,180 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
     stop = should_stop or (lambda: False)
     from tqdm.auto import tqdm
 
-    cfg, task, model = run.cfg, run.task, run.model
-    e = cfg.episodes
-    T = settings.horizon or e.horizon
-    N = settings.num_candidates or e.num_candidates
-    n0, m = e.num_initial_context, e.num_predictive_targets
-    methods = settings.methods or available_methods(task)
-    for name in methods:
-        check_method(name, task)  # before any long work
-    targets = settings.targets or cfg.target_names
-    if T > N:
-        raise TfpAlineError(f"horizon {T} exceeds the {N} candidates")
-    B = settings.episodes
-    B_base = min(settings.baseline_episodes or B, B)
-    seed = tf.constant([settings.seed, 0xE7A1], tf.int32)
-    batch = task.sample_episodes(B, N, seed=seed, num_initial_context=n0, num_predictive_targets=m)
-    theta = batch.theta.numpy().astype(np.float64)
-    L = task.num_parameters
-    forward = tf.function(lambda inputs: model(inputs, compute_policy=False), reduce_retracing=True)
-    rows, sbc, chosen_x, final_logq = [], {}, {}, {}
-
-    def add(method, target, step, metric, values):
-        rows.append((method, target, step, metric, *M.summarize(values)))
-
-    jobs = [(t, meth) for t in targets for meth in methods if applicable(meth, t, task)]
-    total = sum(T * (B if meth in CHEAP else B_base) for t, meth in jobs)
+    methods, targets, T, N = _plan(run, settings)
+    ep = _shared_episodes(run, settings, T, N, progress)
+    jobs = [(t, meth) for t in targets for meth in methods if applicable(meth, t, run.task)]
+    total = sum(T * ep.people(meth) for t, meth in jobs)
     bar = tqdm(total=total, desc="acquisition (person-steps)", unit_scale=True, disable=not progress, mininterval=2.0)
-    reusable = {}
+    got, reusable = _Collected(), {}
     for ti, target in enumerate(targets):
         if stop():
             break
         for method_name in [meth for t, meth in jobs if t == target]:
             if stop():
                 break
-            n_ep = B if method_name in CHEAP else B_base
-            b = _subset(batch, n_ep)
-            tmask = target_mask(task, target, n_ep, m)
-            acq = make_method(method_name, run)
-
-            if acq.target_agnostic and method_name in reusable:
-                result = reusable[method_name]  # same people, same choices: only the metrics differ
-                bar.update(T * n_ep)
-            else:
-                result = run_acquisition(acq, b, tmask, T, [settings.seed, 1], progress=_PersonSteps(bar, n_ep))
-                if acq.target_agnostic:
-                    reusable[method_name] = result
-            chosen_x[(target, method_name)] = (
-                tf.gather(b.query_x, tf.transpose(result.chosen), batch_dims=1).numpy().transpose(1, 0, 2)
-            )
-            per_decision_ms = 1e3 * result.seconds / n_ep
-            for t in range(1, T + 1):
-                rows.append(
-                    (
-                        method_name,
-                        target,
-                        t,
-                        "ms_per_decision",
-                        float(per_decision_ms[t - 1]),
-                        float(per_decision_ms[t - 1]),
-                        float(per_decision_ms[t - 1]),
-                        n_ep,
-                    )
-                )
-            pmask = tmask.numpy()[:, :L]
-            has_params = bool(pmask.any())
-            for t in range(T + 1):
-                state = state_after(result.state, tf.constant(result.chosen), n0, tf.constant(t))
-                out = forward(model_inputs(state, b, tmask))
-                logq = target_log_prob(model, out, b, tmask).numpy()
-                add(method_name, target, t, "log_q", logq)
-                if t == T:
-                    final_logq[(target, method_name)] = logq
-                if m:
-                    probs = tf.sigmoid(out["predictive_logits"]).numpy().astype(np.float64)
-                    y = b.target_y.numpy()[..., 0]
-                    add(method_name, target, t, "log_loss", M.log_loss(probs, y))
-                    add(method_name, target, t, "brier", M.brier(probs, y))
-                    rows.append((method_name, target, t, "auc", *M.bootstrap_auc(probs, y, seed=settings.seed)))
-                if not has_params:
-                    continue
-                q = model.posterior(out)
-                th = theta[:n_ep]
-                s_seed = tf.constant([settings.seed, 1000 * ti + t], tf.int32)
-                samples = q.sample(settings.num_samples, seed=s_seed).numpy().astype(np.float64)
-                add(method_name, target, t, "rmse_mean", M.rmse_mean(q.mean().numpy(), th, pmask))
-                add(method_name, target, t, "rmse_paper", M.rmse_paper(samples, th, pmask, task.support))
-                add(method_name, target, t, "rmse_sample", M.rmse_sample(samples, th, pmask))
-                cdf = q.cdf(tf.constant(th, tf.float32)).numpy()
-                for level in COVERAGE_LEVELS:
-                    add(method_name, target, t, f"coverage{int(100 * level)}", M.coverage_from_cdf(cdf, pmask, level))
-                if method_name == "policy" and t in (0, T // 2, T):
-                    sbc[(target, t)] = M.sbc_ranks(samples[: settings.sbc_samples], th, pmask)
-                if settings.exact:
-                    ref = reference_samples(task, state, settings.num_samples, s_seed)
-                    add(method_name, target, t, "rmse_mean_exact", M.rmse_mean(ref.mean(0), th, pmask))
-                    add(method_name, target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask, task.support))
-                    add(method_name, target, t, "rmse_sample_exact", M.rmse_sample(ref, th, pmask))
-                    add(method_name, target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
-            if method_name == "policy" and settings.nuts_people and has_params:
-                rows.extend(
-                    _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, settings, progress)
-                )
-        if m:  # references that need no queries: the oracle knows theta, the prior-only model nothing
-            y = batch.target_y.numpy()[..., 0]
-            for name, probs in (
-                ("oracle", _oracle_probs(task, batch.theta, batch.target_x)),
-                ("prior", task.prior_predictive_probs(batch.target_x.numpy(), seed)),
-            ):
-                probs = np.asarray(probs, np.float64)
-                for t in range(T + 1):
-                    add(name, target, t, "log_loss", M.log_loss(probs, y))
-                    add(name, target, t, "brier", M.brier(probs, y))
-                    rows.append((name, target, t, "auc", *M.bootstrap_auc(probs, y, seed=settings.seed)))
+            _evaluate_method(ep, got, bar, reusable, ti, target, method_name)
+        if ep.num_predictive:
+            _reference_predictions(ep, got, target)
     bar.close()
-    for method, target, metric, diff in _paired_gains(final_logq):
-        add(method, target, T, metric, diff)
-    return EvalResult(rows, sbc, chosen_x, settings, T, task.name)
+    for method, target, metric, diff in _paired_gains(got.final_logq):
+        got.add(method, target, T, metric, diff)
+    return EvalResult(got.rows, got.sbc, got.chosen_x, settings, T, run.task.name)
+
+
+def _plan(run, settings: EvalSettings):
+    """(methods, targets, horizon T, candidates N) of an evaluation, checked before any long work."""
+    cfg, task = run.cfg, run.task
+    e = cfg.episodes
+    T = settings.horizon or e.horizon
+    N = settings.num_candidates or e.num_candidates
+    methods = settings.methods or available_methods(task)
+    for name in methods:
+        check_method(name, task)
+    targets = settings.targets or cfg.target_names
+    if T > N:
+        raise TfpAlineError(f"horizon {T} exceeds the {N} candidates")
+    return methods, targets, T, N
+
+
+def _shared_episodes(run, settings: EvalSettings, T: int, N: int, progress: bool) -> _Episodes:
+    """Simulate the B people (N candidates each) that every method runs on."""
+    e, task, model = run.cfg.episodes, run.task, run.model
+    n0, m = e.num_initial_context, e.num_predictive_targets
+    seed = tf.constant([settings.seed, 0xE7A1], tf.int32)
+    batch = task.sample_episodes(settings.episodes, N, seed=seed, num_initial_context=n0, num_predictive_targets=m)
+    theta = batch.theta.numpy().astype(np.float64)
+    forward = tf.function(lambda inputs: model(inputs, compute_policy=False), reduce_retracing=True)
+    return _Episodes(run, settings, batch, theta, seed, forward, T, n0, m, progress)
+
+
+@dataclasses.dataclass
+class _MethodRun:
+    """One (target, method) run on the first n of the shared people, after its acquisition."""
+
+    ti: int  # the target's index: part of the posterior-sampling seeds
+    target: str
+    method: str
+    b: object  # EpisodeBatch of the n people
+    tmask: tf.Tensor  # [n, L + M] bool
+    pmask: np.ndarray  # [n, L] bool: the targeted parameters
+    theta: np.ndarray  # [n, L] float64
+    result: object  # the acquisition's result: final state, choices [T, n], seconds per step [T]
+
+
+def _evaluate_method(ep: _Episodes, got: _Collected, bar, reusable: dict, ti: int, target: str, method_name: str):
+    """One (target, method) run: acquire T queries, then the metrics at every step t = 0..T."""
+    task, settings, T = ep.task, ep.settings, ep.horizon
+    n_ep = ep.people(method_name)
+    b = _subset(ep.batch, n_ep)
+    tmask = target_mask(task, target, n_ep, ep.num_predictive)
+    result = _acquire(ep, bar, reusable, method_name, b, tmask)
+    pmask = tmask.numpy()[:, : task.num_parameters]
+    r = _MethodRun(ti, target, method_name, b, tmask, pmask, ep.theta[:n_ep], result)
+    got.chosen_x[(target, method_name)] = (
+        tf.gather(b.query_x, tf.transpose(result.chosen), batch_dims=1).numpy().transpose(1, 0, 2)
+    )
+    got.rows.extend(_timing_rows(method_name, target, result, n_ep, T))
+    has_params = bool(pmask.any())
+    for t in range(T + 1):
+        _step_metrics(ep, got, r, t, has_params)
+    if method_name == "policy" and settings.nuts_people and has_params:
+        got.rows.extend(
+            _nuts_check(
+                task, ep.model, ep.forward, result, b, tmask, target, ep.theta, ep.num_initial, T, settings, ep.progress
+            )
+        )
+
+
+def _acquire(ep: _Episodes, bar, reusable: dict, method_name: str, b, tmask):
+    """The acquisition result of a method on people `b`; a target-agnostic method runs once and is reused."""
+    n_ep, T = ep.people(method_name), ep.horizon
+    acq = make_method(method_name, ep.run)
+    if acq.target_agnostic and method_name in reusable:
+        bar.update(T * n_ep)
+        return reusable[method_name]  # same people, same choices: only the metrics differ
+    result = run_acquisition(acq, b, tmask, T, [ep.settings.seed, 1], progress=_PersonSteps(bar, n_ep))
+    if acq.target_agnostic:
+        reusable[method_name] = result
+    return result
+
+
+def _timing_rows(method_name: str, target: str, result, n_ep: int, T: int) -> list:
+    """One `ms_per_decision` row per step t = 1..T: wall time per decision per person."""
+    per_decision_ms = 1e3 * result.seconds / n_ep
+    rows = []
+    for t in range(1, T + 1):
+        ms = float(per_decision_ms[t - 1])
+        rows.append((method_name, target, t, "ms_per_decision", ms, ms, ms, n_ep))
+    return rows
+
+
+def _step_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, has_params: bool):
+    """The metrics of one (target, method) run after t of its queries."""
+    model = ep.model
+    state = state_after(r.result.state, tf.constant(r.result.chosen), ep.num_initial, tf.constant(t))
+    out = ep.forward(model_inputs(state, r.b, r.tmask))
+    logq = target_log_prob(model, out, r.b, r.tmask).numpy()
+    got.add(r.method, r.target, t, "log_q", logq)
+    if t == ep.horizon:
+        got.final_logq[(r.target, r.method)] = logq
+    if ep.num_predictive:
+        probs = tf.sigmoid(out["predictive_logits"]).numpy().astype(np.float64)
+        _predictive_rows(got, r.method, r.target, t, probs, r.b.target_y.numpy()[..., 0], ep.settings.seed)
+    if has_params:
+        _parameter_metrics(ep, got, r, t, state, out)
+
+
+def _predictive_rows(got: _Collected, method_name, target, t, probs, y, seed):
+    """Log loss, Brier score and bootstrapped AUC of predicted probabilities [B, M] for outcomes y [B, M]."""
+    got.add(method_name, target, t, "log_loss", M.log_loss(probs, y))
+    got.add(method_name, target, t, "brier", M.brier(probs, y))
+    got.rows.append((method_name, target, t, "auc", *M.bootstrap_auc(probs, y, seed=seed)))
+
+
+def _parameter_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, out):
+    """Errors and coverage of the amortized posterior of the targeted parameters, SBC ranks of the
+    policy's posterior at t = 0, T/2, T, and the same errors of the exact reference posterior."""
+    settings, task, T = ep.settings, ep.task, ep.horizon
+    th, pmask = r.theta, r.pmask
+    q = ep.model.posterior(out)
+    s_seed = tf.constant([settings.seed, 1000 * r.ti + t], tf.int32)
+    samples = q.sample(settings.num_samples, seed=s_seed).numpy().astype(np.float64)
+    got.add(r.method, r.target, t, "rmse_mean", M.rmse_mean(q.mean().numpy(), th, pmask))
+    got.add(r.method, r.target, t, "rmse_paper", M.rmse_paper(samples, th, pmask, task.support))
+    got.add(r.method, r.target, t, "rmse_sample", M.rmse_sample(samples, th, pmask))
+    cdf = q.cdf(tf.constant(th, tf.float32)).numpy()
+    for level in COVERAGE_LEVELS:
+        got.add(r.method, r.target, t, f"coverage{int(100 * level)}", M.coverage_from_cdf(cdf, pmask, level))
+    if r.method == "policy" and t in (0, T // 2, T):
+        got.sbc[(r.target, t)] = M.sbc_ranks(samples[: settings.sbc_samples], th, pmask)
+    if settings.exact:
+        _exact_metrics(ep, got, r, t, state, s_seed)
+
+
+def _exact_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, s_seed):
+    """Errors and 90% coverage of the task's exact reference posterior of the same data (same seed
+    as the amortized posterior's samples)."""
+    task, th, pmask = ep.task, r.theta, r.pmask
+    ref = reference_samples(task, state, ep.settings.num_samples, s_seed)  # [S, n, L]
+    got.add(r.method, r.target, t, "rmse_mean_exact", M.rmse_mean(ref.mean(0), th, pmask))
+    got.add(r.method, r.target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask, task.support))
+    got.add(r.method, r.target, t, "rmse_sample_exact", M.rmse_sample(ref, th, pmask))
+    got.add(r.method, r.target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
+
+
+def _reference_predictions(ep: _Episodes, got: _Collected, target: str):
+    """Predictive scores of references that need no queries, the same at every step: the oracle
+    knows theta, the prior-only model nothing."""
+    batch = ep.batch
+    y = batch.target_y.numpy()[..., 0]
+    for name, probs in (
+        ("oracle", _oracle_probs(ep.task, batch.theta, batch.target_x)),
+        ("prior", ep.task.prior_predictive_probs(batch.target_x.numpy(), ep.seed)),
+    ):
+        probs = np.asarray(probs, np.float64)
+        for t in range(ep.horizon + 1):
+            _predictive_rows(got, name, target, t, probs, y, ep.settings.seed)
 
 
 def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, settings, progress):

@@ -161,7 +161,21 @@ def write_report(result, out_dir, run_dir=None, command: str = "", tensorboard_d
     df = to_frame(result)
     paths = [out / "metrics.csv"]
     atomic.write_text(paths[0], df.to_csv(index=False, float_format="%.6g"))
-    T = result.horizon
+    figures = _write_plots(df, result, out)
+    paths += figures
+    lines = _intro_lines(result, run_dir, command)
+    for target in dict.fromkeys(df.target):
+        lines += _target_lines(df, target, result.horizon, figures)
+    lines += _nuts_lines(df) + _sbc_lines(result)
+    atomic.write_text(out / "report.md", "\n".join(lines))
+    paths.append(out / "report.md")
+    if tensorboard_dir is not None:
+        write_tensorboard(df, tensorboard_dir)
+    return paths
+
+
+def _write_plots(df: pd.DataFrame, result, out: Path) -> list:
+    """The PNGs: curves per (target, metric), then SBC ranks and coverage. Returns the paths written."""
     figures = []
     for target in dict.fromkeys(df.target):
         for metric in CURVES:
@@ -174,14 +188,18 @@ def write_report(result, out_dir, run_dir=None, command: str = "", tensorboard_d
     ):
         if p:
             figures.append(p)
-    paths += figures
+    return figures
+
+
+def _intro_lines(result, run_dir, command: str) -> list:
+    """The title, what was run (and the command), and what each metric means."""
     s = result.settings
     lines = [
         f"# Evaluation of {run_dir or 'a run'}",
         "",
         f"Task `{result.task_name}`; {s.episodes} simulated people per target "
         f"(non-amortized baselines on the first {min(s.baseline_episodes or s.episodes, s.episodes)}), "
-        f"horizon T={T}, seed {s.seed}. Every method ran on the same people, candidate pools and "
+        f"horizon T={result.horizon}, seed {s.seed}. Every method ran on the same people, candidate pools and "
         "targets. Values are means over people with 95% intervals (normal approximation; AUC: "
         "pooled, bootstrap over people).",
         "",
@@ -201,33 +219,47 @@ def write_report(result, out_dir, run_dir=None, command: str = "", tensorboard_d
         "`prior` knows only the prior); `ms_per_decision` median wall time per decision per person.",
         "",
     ]
-    for target in dict.fromkeys(df.target):
-        lines += [f"## Target `{target}` after T={T} queries", "", summary_table(df, target, T), ""]
-        for fig in figures:
-            if fig.name.startswith(_slug(target) + "_"):
-                lines.append(f"![{fig.stem}]({fig.name})")
-        lines.append("")
+    return lines
+
+
+def _target_lines(df: pd.DataFrame, target: str, T: int, figures: list) -> list:
+    """A target's section: the summary table at step T and its curve plots."""
+    lines = [f"## Target `{target}` after T={T} queries", "", summary_table(df, target, T), ""]
+    for fig in figures:
+        if fig.name.startswith(_slug(target) + "_"):
+            lines.append(f"![{fig.stem}]({fig.name})")
+    lines.append("")
+    return lines
+
+
+def _nuts_lines(df: pd.DataFrame) -> list:
+    """The NUTS check's table, if the evaluation ran it."""
     nuts = df[df.metric.str.contains("nuts")]
-    if len(nuts):
-        lines += ["## NUTS check at step T (policy's data)", "", "| target | metric | value | n |", "|---|---|---|---|"]
-        for _, r in nuts.iterrows():
-            lines.append(f"| {r.target} | {r.metric} | {_fmt(r)} | {r.n} |")
-        lines.append("")
-    if result.sbc:
-        lines += [
-            "## Simulation-based calibration",
-            "",
-            "Ranks of each true target parameter among "
-            f"{s.sbc_samples} amortized posterior samples; uniform if calibrated.",
-            "",
-            "| target | step | ranks | chi-square p |",
-            "|---|---|---|---|",
-        ]
-        for (target, t), ranks in sorted(result.sbc.items()):
-            lines.append(f"| {target} | {t} | {len(ranks)} | {M.sbc_uniformity_pvalue(ranks, s.sbc_samples):.3f} |")
-        lines += ["", "![sbc](sbc.png)", "", "![coverage](coverage.png)", ""]
-    atomic.write_text(out / "report.md", "\n".join(lines))
-    paths.append(out / "report.md")
-    if tensorboard_dir is not None:
-        write_tensorboard(df, tensorboard_dir)
-    return paths
+    if not len(nuts):
+        return []
+    lines = ["## NUTS check at step T (policy's data)", "", "| target | metric | value | n |", "|---|---|---|---|"]
+    for _, r in nuts.iterrows():
+        lines.append(f"| {r.target} | {r.metric} | {_fmt(r)} | {r.n} |")
+    lines.append("")
+    return lines
+
+
+def _sbc_lines(result) -> list:
+    """Simulation-based calibration: a uniformity p-value per (target, step), and the SBC and
+    coverage plots."""
+    if not result.sbc:
+        return []
+    s = result.settings
+    lines = [
+        "## Simulation-based calibration",
+        "",
+        "Ranks of each true target parameter among "
+        f"{s.sbc_samples} amortized posterior samples; uniform if calibrated.",
+        "",
+        "| target | step | ranks | chi-square p |",
+        "|---|---|---|---|",
+    ]
+    for (target, t), ranks in sorted(result.sbc.items()):
+        lines.append(f"| {target} | {t} | {len(ranks)} | {M.sbc_uniformity_pvalue(ranks, s.sbc_samples):.3f} |")
+    lines += ["", "![sbc](sbc.png)", "", "![coverage](coverage.png)", ""]
+    return lines

@@ -64,6 +64,15 @@ def sample_inputs(task, cfg: Config, targets, batch_size: int, seed):
     return batch, tf.gather(targets, kinds), noise
 
 
+@dataclasses.dataclass
+class _Loop:
+    """What the epoch loop carries from one epoch to the next."""
+
+    skipped: list  # epochs (1-based) whose update was skipped as non-finite
+    interval: list  # (stats, (log q [T + 1], evaluated-steps mask [T + 1])) since scalars were last written
+    tick: float  # perf_counter() at the end of the last applied epoch: the epochs-per-second rate
+
+
 class Trainer:
     """Owns the task, model, optimizer, checkpoint manager and TensorBoard writer of one run dir."""
 
@@ -238,74 +247,102 @@ class Trainer:
             return self._fit(progress, received)
 
     def _fit(self, progress, received) -> TrainResult:
+        """The epochs from the restored one on, then the end of the run (stopped by a signal or not)."""
         from tqdm.auto import tqdm
 
-        cfg, log = self.cfg, self.cfg.logging
+        epochs = self.cfg.training.epochs
         start = int(self.epoch.numpy())
-        skipped, interval, tick = [], [], time.perf_counter()
-        interrupted, bar = False, None
+        loop = _Loop(skipped=[], interval=[], tick=time.perf_counter())
+        bar = None
         try:  # from the first line: a stop anywhere in here saves a checkpoint and returns
-            if start == 0:
-                summaries.write_hparams(self.writer, cfg)
-            print(
-                f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
-                f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
-                + (f"; resuming at epoch {start}" if start else ""),
-                flush=True,
-            )
-            bar = tqdm(total=cfg.training.epochs, initial=start, disable=not progress, unit="epoch", dynamic_ncols=True)
+            self._announce(start)
+            bar = tqdm(total=epochs, initial=start, disable=not progress, unit="epoch", dynamic_ncols=True)
             if self.validator is not None and start == 0:
                 self.validate(0)
-            for epoch in range(start, cfg.training.epochs):
+            for epoch in range(start, epochs):
                 if received:
                     break
-                t0 = time.perf_counter()
-                stats, logq, applied = self.train_epoch(epoch)
-                self.train_seconds.assign_add(time.perf_counter() - t0)
-                self.epoch.assign(epoch + 1)
-                if not applied:
-                    bad = ", ".join(k for k, v in stats.items() if not math.isfinite(v))
-                    msg = f"epoch {epoch + 1}: non-finite {bad}"
-                    if cfg.training.on_nonfinite == "stop":
-                        raise TrainingError(msg + " (training.on_nonfinite = stop)")
-                    skipped.append(epoch + 1)
-                    tqdm.write(msg + "; update skipped")
-                    continue
-                interval.append((stats, logq))
-                phase = "warm-up" if epoch < cfg.training.warmup_epochs else "policy"
-                now = time.perf_counter()
-                rate = 1.0 / max(now - tick, 1e-9)
-                tick = now
-                bar.set_postfix(
-                    phase=phase,
-                    loss=f"{stats['loss/total']:.3f}",
-                    reward=f"{stats.get('reward/mean', 0.0):.4f}",
-                    eps=f"{rate:.2f}",
-                    refresh=False,
-                )
-                bar.update(1)
-                step = epoch + 1
-                if step % log.scalars_every == 0 or step == cfg.training.epochs:
-                    self._write_scalars(step, interval, rate)
-                    interval = []
-                if step % log.histograms_every == 0:
-                    summaries.write_histograms(self.writer, step, self.model)
-                if step % log.images_every == 0 or step == cfg.training.epochs:
-                    self.write_images(step)
-                if self.validator is not None and (step % log.validate_every == 0 or step == cfg.training.epochs):
-                    self.validate(step)
-                if step % log.checkpoint_every == 0:
-                    self.save_checkpoint()
+                self._fit_epoch(epoch, bar, loop)
         except KeyboardInterrupt:
             received.append(signal.SIGINT)
         finally:
             if bar is not None:
                 bar.close()
-        if received:
-            interrupted = True
+        return self._finish(received, loop.skipped)
+
+    def _announce(self, start: int):
+        """Hyperparameters to TensorBoard on a fresh run; the run dir, devices and any resume to stdout."""
+        cfg = self.cfg
+        if start == 0:
+            summaries.write_hparams(self.writer, cfg)
+        print(
+            f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
+            f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
+            + (f"; resuming at epoch {start}" if start else ""),
+            flush=True,
+        )
+
+    def _fit_epoch(self, epoch: int, bar, loop: _Loop):
+        """Train one epoch and count it; a non-finite epoch is skipped (or stops the run), otherwise
+        the progress bar and the periodic logs, validation and checkpoint follow."""
+        t0 = time.perf_counter()
+        stats, logq, applied = self.train_epoch(epoch)
+        self.train_seconds.assign_add(time.perf_counter() - t0)
+        self.epoch.assign(epoch + 1)
+        if not applied:
+            self._skip_nonfinite(epoch, stats, loop.skipped)
+            return
+        loop.interval.append((stats, logq))
+        now = time.perf_counter()
+        rate = 1.0 / max(now - loop.tick, 1e-9)
+        loop.tick = now
+        phase = "warm-up" if epoch < self.cfg.training.warmup_epochs else "policy"
+        bar.set_postfix(
+            phase=phase,
+            loss=f"{stats['loss/total']:.3f}",
+            reward=f"{stats.get('reward/mean', 0.0):.4f}",
+            eps=f"{rate:.2f}",
+            refresh=False,
+        )
+        bar.update(1)
+        self._log_step(epoch + 1, loop, rate)
+
+    def _skip_nonfinite(self, epoch: int, stats: dict, skipped: list):
+        """A non-finite loss or gradient norm: the update was not applied. Stop, or record the epoch
+        as skipped, as `training.on_nonfinite` says."""
+        from tqdm.auto import tqdm
+
+        bad = ", ".join(k for k, v in stats.items() if not math.isfinite(v))
+        msg = f"epoch {epoch + 1}: non-finite {bad}"
+        if self.cfg.training.on_nonfinite == "stop":
+            raise TrainingError(msg + " (training.on_nonfinite = stop)")
+        skipped.append(epoch + 1)
+        tqdm.write(msg + "; update skipped")
+
+    def _log_step(self, step: int, loop: _Loop, rate: float):
+        """What is due after `step` epochs: scalars (over the interval since the last), histograms,
+        images, validation and a checkpoint; the last epoch always writes scalars, images and validation."""
+        log, last = self.cfg.logging, step == self.cfg.training.epochs
+        if step % log.scalars_every == 0 or last:
+            self._write_scalars(step, loop.interval, rate)
+            loop.interval = []
+        if step % log.histograms_every == 0:
+            summaries.write_histograms(self.writer, step, self.model)
+        if step % log.images_every == 0 or last:
+            self.write_images(step)
+        if self.validator is not None and (step % log.validate_every == 0 or last):
+            self.validate(step)
+        if step % log.checkpoint_every == 0:
+            self.save_checkpoint()
+
+    def _finish(self, received: list, skipped: list) -> TrainResult:
+        """End of the run: a checkpoint if the weights are finite, and the final model unless a
+        signal stopped it."""
+        interrupted = bool(received)
+        if interrupted:
             name = signal.Signals(received[0]).name
             print(
-                f"{name} received: stopping at epoch {int(self.epoch.numpy())} of {cfg.training.epochs}, "
+                f"{name} received: stopping at epoch {int(self.epoch.numpy())} of {self.cfg.training.epochs}, "
                 "saving a checkpoint",
                 flush=True,
             )
