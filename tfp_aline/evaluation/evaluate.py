@@ -56,6 +56,7 @@ class EvalResult:
     settings: EvalSettings
     horizon: int
     task_name: str
+    reference_name: str = "NUTS"  # the task's exact reference posterior (NUTS, Laplace, grid, ...)
 
 
 def available_methods(task) -> tuple[str, ...]:
@@ -96,8 +97,8 @@ def make_method(name: str, run):
 
 
 def reference_samples(task, state, num_samples: int, seed):
-    """Samples [S, B, L] of the task's exact reference posterior of a state's data (migraine:
-    Laplace, checked against NUTS; psychometric: the dense grid; a task of your own: NUTS)."""
+    """Samples [S, B, L] of the task's exact reference posterior of a state's data
+    (`task.reference_name` says which: NUTS by default)."""
     return task.reference_samples(state.context_x, state.context_y, state.context_mask, num_samples, seed)
 
 
@@ -186,7 +187,7 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
     bar.close()
     for method, target, metric, diff in _paired_gains(got.final_logq):
         got.add(method, target, T, metric, diff)
-    return EvalResult(got.rows, got.sbc, got.chosen_x, settings, T, run.task.name)
+    return EvalResult(got.rows, got.sbc, got.chosen_x, settings, T, run.task.name, run.task.reference_name)
 
 
 def _plan(run, settings: EvalSettings):

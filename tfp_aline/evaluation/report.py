@@ -214,8 +214,8 @@ def _intro_lines(result, run_dir, command: str) -> list:
         "`rmse_sample` the root of the mean squared error over samples and parameters together; "
         "`coverage50/90` share "
         "of true values inside the central intervals; `_exact` the same for the exact reference "
-        "posterior (migraine: Laplace, checked against NUTS; psychometric: dense grid) of the same "
-        "data; `log_loss`, `brier`, `auc` on held-out days (references: `oracle` knows theta, "
+        f"posterior of the same data (for this task: {result.reference_name}); "
+        "`log_loss`, `brier`, `auc` on held-out days (references: `oracle` knows theta, "
         "`prior` knows only the prior); `ms_per_decision` median wall time per decision per person.",
         "",
     ]
