@@ -87,3 +87,19 @@ def test_rank_lookup_prefers_the_longest_prefix():
     assert rank("tfp_aline.core.rollout") == 1
     with pytest.raises(KeyError):
         rank("numpy")
+
+
+def test_imports_inside_functions_are_seen(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import numpy\nfrom tfp_aline.core import objectives\n\ndef f():\n    from tfp_aline.cli.main import main\n"
+    )
+    found = [target for _, target in imports(source)]
+    assert found == [
+        "numpy",
+        "tfp_aline.core",
+        "tfp_aline.core.objectives",
+        "tfp_aline.cli.main",
+        "tfp_aline.cli.main.main",
+    ]
+    assert rank("tfp_aline.cli.main") > rank("tfp_aline.core.objectives")
