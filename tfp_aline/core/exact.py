@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -29,6 +30,19 @@ class NutsResult(NamedTuple):
         """All draws of all chains: [S * C, P, L]."""
         shape = tf.shape(self.draws)
         return tf.reshape(self.draws, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+
+
+def _quietly(fn, *args, **kwargs):
+    """fn(*args, **kwargs) with TensorFlow's Python warnings held back. TFP's FFT-based
+    autocorrelation casts complex64 to float32 on purpose, and TensorFlow warns about it on
+    every call: a line per NUTS run that says nothing about the run."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        logger.setLevel(level)
 
 
 def nuts_posterior(
@@ -79,7 +93,7 @@ def nuts_posterior(
 
     draws, step = tf.function(run, jit_compile=jit_compile)(tf.constant(seed, tf.int32))
     rhat = tfm.potential_scale_reduction(draws, independent_chain_ndims=1, split_chains=True)
-    ess = tfm.effective_sample_size(draws, cross_chain_dims=1)
+    ess = _quietly(tfm.effective_sample_size, draws, cross_chain_dims=1)
     return NutsResult(draws, rhat, ess, step[-1])
 
 
