@@ -236,6 +236,8 @@ def _check_evaluate(smoke_run_dir, out, nuts_people):
     assert (df[df.metric.str.startswith("coverage")]["mean"].between(0, 1)).all()
     report = (out / "report.md").read_text()
     assert "## Target `all`" in report and "## Simulation-based calibration" in report
+    assert f"    tfp-aline evaluate --run {smoke_run_dir} --episodes 12 " in report  # the command as typed
+    assert "(for this task: Laplace)" in report  # the task names its reference posterior
     for png in ("all_log_q.png", "predictive_log_loss.png", "sbc.png", "coverage.png"):
         assert (out / png).stat().st_size > 1000
     assert list((smoke_run_dir / "eval").glob("events.out.tfevents.*"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shlex
 import signal
-import sys
 from pathlib import Path
 
 from tfp_aline import atomic, quiet
@@ -46,7 +45,9 @@ def evaluate_command(
     quiet.import_tensorflow()
     from tfp_aline.signals import stop_on_signals
 
-    command = "tfp-aline evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    # argv: the command line after the program name, subcommand included (None: called from Python)
+    argv = argv if argv is not None else ["evaluate", "--run", str(run_dir), "--seed", str(seed)]
+    command = "tfp-aline " + " ".join(shlex.quote(a) for a in argv)
     received, stopped = [], []
 
     def on_signal(signum):

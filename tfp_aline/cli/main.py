@@ -238,6 +238,7 @@ def run_evaluate(args) -> int:
         nuts_people=args.nuts_people,
         exact=not args.no_exact,
         progress=not args.no_progress,
+        argv=args.argv,
     )
 
 
@@ -260,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line as given, for reports
     quiet.configure(args.verbose)  # before anything imports TensorFlow
     try:
         return args.func(args)

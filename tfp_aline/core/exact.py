@@ -59,19 +59,20 @@ def nuts_posterior(
 ) -> NutsResult:
     """NUTS on `task.log_posterior` for P people in parallel, with step sizes adapted per person.
 
-    x: [P, n, Dx], y: [P, n, Dy], mask: [P, n] bool or None; init: [P, L] start (default: the
-    Laplace mode, else zeros). The log-accept ratio is averaged over chains only, so each person
-    gets its own step size.
+    x: [P, n, Dx], y: [P, n, Dy], mask: [P, n] bool or None; init: [P, L] start of every chain
+    (default: the Laplace mode; for a prior with a box, each chain starts at a different one of
+    the most probable of 256 prior draws, so chains stuck in different modes show in R-hat).
+    The log-accept ratio is averaged over chains only, so each person gets its own step size.
     """
     x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
     people = x.shape[0]
     bounded = task.support is not None
-    if init is None and bounded:  # the box's centre: a Newton step may leave the support
-        low, high = task.support
-        init = tf.tile(tf.constant((low + high) / 2, x.dtype)[None], [people, 1])
-    elif init is None:
-        init = laplace_posterior(task, x, y, mask).loc
-    state = tf.tile(tf.convert_to_tensor(init, x.dtype)[None], [num_chains, 1, 1])
+    if init is None and bounded:  # a Newton step may leave the support: start from prior draws
+        state = _best_prior_draws(task, x, y, mask, num_chains, seed)
+    else:
+        if init is None:
+            init = laplace_posterior(task, x, y, mask).loc
+        state = tf.tile(tf.convert_to_tensor(init, x.dtype)[None], [num_chains, 1, 1])
 
     def target(theta):  # [C, P, L] -> [C, P]
         return task.log_posterior(theta, x, y, mask)
@@ -95,6 +96,15 @@ def nuts_posterior(
     rhat = tfm.potential_scale_reduction(draws, independent_chain_ndims=1, split_chains=True)
     ess = _quietly(tfm.effective_sample_size, draws, cross_chain_dims=1)
     return NutsResult(draws, rhat, ess, step[-1])
+
+
+def _best_prior_draws(task, x, y, mask, num_chains: int, seed, num_draws: int = 256):
+    """Starts [C, P, L]: per person, the C prior draws (of num_draws) with the highest posterior density."""
+    people = x.shape[0]
+    draws = task.sample_prior(num_draws * people, seed=tf.constant([seed[0], seed[1] + 7919], tf.int32))
+    draws = tf.reshape(tf.cast(draws, x.dtype), [num_draws, people, -1])  # [K, P, L]
+    best = tf.math.top_k(tf.transpose(task.log_posterior(draws, x, y, mask)), num_chains).indices  # [P, C]
+    return tf.transpose(tf.gather(tf.transpose(draws, [1, 0, 2]), best, batch_dims=1), [1, 0, 2])
 
 
 def _newton_mode(task, x, y, mask, num_steps: int):
