@@ -83,7 +83,7 @@ def test_filtered_stderr_replays_what_is_not_noise(capfd):
 def test_device_line_says_cpu_no_gpu_found(monkeypatch):
     import tensorflow as tf
 
-    from tfp_aline.training import devices
+    from tfp_aline import devices
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     monkeypatch.setattr(quiet, "gpu_driver_present", lambda: False)
