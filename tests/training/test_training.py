@@ -163,17 +163,19 @@ def train_process(logdir, *extra):
     )
 
 
+def endless_training(logdir, *settings):
+    """A `train` subprocess that runs until stopped (100000 epochs, no images), with more --set values."""
+    pairs = [
+        arg
+        for value in ("training.epochs=100000", "logging.images_every=100000", *settings)
+        for arg in ("--set", value)
+    ]
+    return train_process(logdir, *pairs)
+
+
 def test_sigkill_then_resume(tmp_path):
     logdir = tmp_path / "run"
-    proc = train_process(
-        logdir,
-        "--set",
-        "training.epochs=100000",
-        "--set",
-        "logging.checkpoint_every=1",
-        "--set",
-        "logging.images_every=100000",
-    )
+    proc = endless_training(logdir, "logging.checkpoint_every=1")
     deadline = time.time() + 240
     while not list((logdir / "checkpoints").glob("ckpt-3.index")) and time.time() < deadline:
         time.sleep(0.5)
@@ -194,17 +196,7 @@ def test_stop_signals_save_the_epoch_reached_and_resume_continues(tmp_path, sign
     """Ctrl-C (SIGINT), SIGTERM and SIGHUP: the epoch in flight finishes, a checkpoint is saved,
     the exit status is 128 + signal, and --resume continues from that epoch."""
     logdir = tmp_path / "run"
-    proc = train_process(
-        logdir,
-        "--set",
-        "training.epochs=100000",
-        "--set",
-        "logging.checkpoint_every=100000",
-        "--set",
-        "logging.scalars_every=1",
-        "--set",
-        "logging.images_every=100000",
-    )
+    proc = endless_training(logdir, "logging.checkpoint_every=100000", "logging.scalars_every=1")
     deadline = time.time() + 240
     while not list(logdir.glob("events.out.tfevents.*")) and time.time() < deadline:
         time.sleep(0.5)
