@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Write the CLI reference into README.md.")
     p.add_argument("--check", action="store_true", help="only check; exit 1 if README.md is out of date")
     p.add_argument("--readme", type=Path, default=README, help="README file (default: the repository's)")
+    p.add_argument("--seed", type=int, default=0, help="accepted so every script takes --seed; nothing here is random")
     args = p.parse_args(argv)
     text = args.readme.read_text(encoding="utf-8")
     try:

@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="where to put the shippable copy")
     p.add_argument("--command", required=True, help="the command that trained it (recorded in TRAINING.md)")
     p.add_argument("--note", default="", help="extra sentence for TRAINING.md")
+    p.add_argument("--seed", type=int, default=0, help="accepted so every script takes --seed; nothing here is random")
     args = p.parse_args(argv)
     for name in (MODEL_FILE, CONFIG_FILE):
         if not (args.run / name).exists():

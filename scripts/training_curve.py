@@ -58,6 +58,7 @@ def main(argv=None):
     p.add_argument("--runs", nargs="+", type=Path, required=True, help="run dirs holding validation.csv")
     p.add_argument("--hours", nargs="+", type=float, default=None, help="budgets to tabulate (default: all)")
     p.add_argument("--out", type=Path, default=None, help="PNG of the ratio against hours")
+    p.add_argument("--seed", type=int, default=0, help="accepted so every script takes --seed; nothing here is random")
     args = p.parse_args(argv)
     frame = pd.concat([read_curve(r) for r in args.runs], ignore_index=True)
     table = at_hours(frame, args.hours) if args.hours else frame
