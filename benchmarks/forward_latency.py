@@ -19,7 +19,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfp_aline.core.rollout import choice_noise, rollout  # noqa: E402
+from tfp_aline.core.choice import choice_noise  # noqa: E402
+from tfp_aline.core.rollout import rollout  # noqa: E402
 from tfp_aline.core.rollout_state import initial_state, model_inputs  # noqa: E402
 from tfp_aline.core.targets import target_mask  # noqa: E402
 from tfp_aline.nn.model import AlineModel  # noqa: E402

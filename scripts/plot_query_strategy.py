@@ -33,7 +33,8 @@ def plot_query_strategy(run_dir, people: int = 64, seed: int = 0, target=None, m
     """PNG bytes of the query-strategy heatmap of the run in `run_dir`."""
     import tensorflow as tf
 
-    from tfp_aline.core.rollout import choice_noise, rollout
+    from tfp_aline.core.choice import choice_noise
+    from tfp_aline.core.rollout import rollout
     from tfp_aline.core.targets import target_mask
     from tfp_aline.runs import load_run
     from tfp_aline.training.summaries import query_strategy_figure

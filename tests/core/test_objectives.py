@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfp_aline.core import objectives
-from tfp_aline.core.rollout import choice_noise, choose, rollout
+from tfp_aline.core.choice import choice_noise, choose
+from tfp_aline.core.rollout import rollout
 from tfp_aline.core.targets import target_mask
 from tfp_aline.nn.model import AlineModel
 from tfp_aline.tasks.migraine.task import MigraineTask

@@ -134,7 +134,8 @@ def smoke(smoke_run_dir):
 
 def test_policy_acquisition_matches_the_greedy_training_rollout(smoke, seed):
     from tfp_aline.core.acquisition import PolicyAcquisition, run_acquisition
-    from tfp_aline.core.rollout import choice_noise, rollout
+    from tfp_aline.core.choice import choice_noise
+    from tfp_aline.core.rollout import rollout
     from tfp_aline.core.targets import target_mask
 
     cfg, task, model = smoke.cfg, smoke.task, smoke.model

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tfp_aline.core import objectives
-from tfp_aline.core.rollout import choice_noise, random_choices, rollout, state_from_choices
+from tfp_aline.core.choice import choice_noise
+from tfp_aline.core.rollout import random_choices, rollout, state_from_choices
 from tfp_aline.core.rollout_state import initial_state, observe, state_after
 from tfp_aline.core.targets import target_mask
 from tfp_aline.nn.model import AlineModel

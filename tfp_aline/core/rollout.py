@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfp_aline.core.choice import MODES, choice_noise, choose  # noqa: F401  (choice_noise: re-exported)
+from tfp_aline.core.choice import MODES, choose
 from tfp_aline.core.objectives import inference_log_prob, target_log_prob
 from tfp_aline.core.rollout_state import RolloutState, initial_state, model_inputs, observe
 

@@ -15,7 +15,8 @@ import tensorflow as tf
 from tfp_aline import atomic
 from tfp_aline.config import Config
 from tfp_aline.core import objectives
-from tfp_aline.core.rollout import choice_noise, random_choices, rollout, state_from_choices
+from tfp_aline.core.choice import choice_noise
+from tfp_aline.core.rollout import random_choices, rollout, state_from_choices
 from tfp_aline.core.rollout_state import model_inputs, state_after
 from tfp_aline.core.targets import target_mask
 from tfp_aline.devices import describe_devices, make_strategy, set_mixed_precision

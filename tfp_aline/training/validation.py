@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.core.rollout import choice_noise, random_choices, state_from_choices
+from tfp_aline.core.choice import choice_noise
+from tfp_aline.core.rollout import random_choices, state_from_choices
 from tfp_aline.core.rollout_state import model_inputs, state_after
 
 CSV_HEADER = "epoch,hours,episodes,target,step,rmse_amortized,rmse_exact,ratio,coverage90\n"

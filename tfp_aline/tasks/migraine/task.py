@@ -12,7 +12,7 @@ import tensorflow_probability as tfp
 from tfp_aline.core.episodes import EpisodeBatch
 from tfp_aline.errors import ConfigError
 from tfp_aline.tasks.base import EvaluationMethod, Task
-from tfp_aline.tasks.migraine.feature_table import FeatureTable, read_feature_table
+from tfp_aline.tasks.migraine.feature_table import FeatureTable, read_feature_table, resolve_data_path
 
 tfd = tfp.distributions
 
@@ -122,19 +122,18 @@ class MigraineTask(Task):
     outcome = "binary"
     Options = MigraineOptions
 
+    @staticmethod
+    def _table(options: MigraineOptions) -> FeatureTable:
+        return read_feature_table(resolve_data_path(options.table), sheet=options.sheet)
+
     @classmethod
     def from_options(cls, options: MigraineOptions) -> MigraineTask:
-        from tfp_aline.tasks.migraine.feature_table import resolve_data_path
-
-        return cls(read_feature_table(resolve_data_path(options.table), sheet=options.sheet), options.model_config())
+        return cls(cls._table(options), options.model_config())
 
     @classmethod
     def group_names(cls, options: MigraineOptions) -> tuple[str, ...]:
         """The table's categories and 'baseline', without building the prior."""
-        from tfp_aline.tasks.migraine.feature_table import resolve_data_path
-
-        table = read_feature_table(resolve_data_path(options.table), sheet=options.sheet)
-        return (*table.groups, "baseline")
+        return (*cls._table(options).groups, "baseline")
 
     def __init__(self, table: FeatureTable | None = None, config: MigraineModelConfig | None = None, dtype=tf.float32):
         self.table = table if table is not None else read_feature_table()
