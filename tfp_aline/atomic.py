@@ -51,23 +51,55 @@ def write_text(path, text: str):
 @contextlib.contextmanager
 def atomic_dir(path):
     """Yield a temporary folder beside `path`; on success it replaces `path` whole (an old folder
-    is moved aside first, since a rename cannot replace a non-empty folder). If the body raises,
-    the temporary folder is removed and an existing `path` is untouched."""
-    path = Path(path)
+    is moved aside first, since a rename cannot replace a non-empty folder, and moved back if the
+    rename fails). If the body raises, the temporary folder is removed and an existing `path` is
+    untouched."""
+    path = Path(os.path.abspath(path))  # '.' has no name to put beside it
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it a plain mkdir's mode
     try:
         yield tmp
-        if path.exists() and path.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+        if path.is_dir():
+            _swap_dirs(tmp, path)
         else:
             if path.exists():
                 path.unlink()
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_dirs(new: Path, path: Path):
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+    os.replace(path, old / "x")
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old / "x", path)
+        os.rmdir(old)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_files(blobs: dict):
+    """Write {path: bytes} as one set: every file goes to a temporary first, and only when all are
+    written are they renamed into place, so a full disk never leaves a new file beside old ones."""
+    tmps = {}
+    try:
+        for path, data in blobs.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            tmps[path] = Path(tmp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise

@@ -47,3 +47,9 @@ def warn(message: str) -> None:
     import sys
 
     print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def write_problem(e: Exception) -> str:
+    """What went wrong in a failed write, in a few words: 'No space left on device'."""
+    text = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+    return (str(text).strip().splitlines() or [type(e).__name__])[0][:200]

@@ -8,7 +8,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfp_aline import atomic
-from tfp_aline.errors import TfpAlineError
+from tfp_aline.errors import TfpAlineError, write_problem
+from tfp_aline.paths import check_replaceable
 from tfp_aline.tasks.migraine.advice import Advisor, raw_forward
 
 SIGNATURES = ("posterior", "predictive", "policy")
@@ -134,13 +135,18 @@ def export_saved_model(run, out_dir, overwrite: bool = False) -> Path:
         raise TfpAlineError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise TfpAlineError(f"{out}: folder is not empty; choose another --out or pass --force to replace it")
+    check_replaceable(out, "--out", keep=[run.path])
     advisor = Advisor(run)
     t = advisor.table
     module = _Serving(run.model, t.mean, t.std)
-    with atomic.atomic_dir(out) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={n: getattr(module, n) for n in SIGNATURES})
-        (tmp / SIGNATURE_FILE).write_text(json.dumps(signature_info(run, advisor), indent=2, ensure_ascii=False))
-        (tmp / "README.md").write_text(_readme(advisor))
+    try:
+        with atomic.atomic_dir(out) as tmp:
+            tf.saved_model.save(module, str(tmp), signatures={n: getattr(module, n) for n in SIGNATURES})
+            (tmp / SIGNATURE_FILE).write_text(json.dumps(signature_info(run, advisor), indent=2, ensure_ascii=False))
+            (tmp / "README.md").write_text(_readme(advisor))
+    except (OSError, tf.errors.OpError) as e:  # a full disk or an unwritable folder
+        kept = f"{out} is unchanged" if out.exists() else "nothing was written"
+        raise TfpAlineError(f"--out {out}: cannot write the SavedModel ({write_problem(e)}); {kept}") from None
     return out
 
 

@@ -38,3 +38,62 @@ def check_output_dir(path, flag: str, *, must_be_empty: bool = False, files=()) 
         if (path / name).is_dir():
             raise TfpAlineError(f"{where}: {path / name} is a folder, so {name} cannot be written there")
     return path
+
+
+RUN_MARKERS = ("model.keras", "checkpoints")  # beside config.yaml, what makes a folder a run folder
+REPORT_SUFFIXES = (".md", ".csv", ".png")  # what `evaluate` writes into its output folder
+
+
+def is_run_dir(path) -> bool:
+    """A folder `tfp-aline train` wrote: config.yaml beside model.keras or checkpoints/."""
+    path = Path(path)
+    return (path / "config.yaml").is_file() and any((path / m).exists() for m in RUN_MARKERS)
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def _run_inside(path: Path) -> Path | None:
+    for folder, subfolders, _ in os.walk(path):
+        if is_run_dir(folder):
+            return Path(folder)
+        subfolders[:] = [s for s in subfolders if not os.path.islink(os.path.join(folder, s))]
+    return None
+
+
+def check_replaceable(path, flag: str, *, keep=()) -> Path:
+    """Raise unless replacing the folder `path` as a whole loses nothing it must not: the working
+    folder (or one holding it), any folder in `keep` (e.g. the run being exported) or one holding
+    it, and any run folder or folder holding one. Nothing to check when `path` does not exist."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    real = Path(os.path.realpath(path))
+    where = f"{flag} {path}"
+    if _within(Path(os.path.realpath(os.getcwd())), real):
+        raise TfpAlineError(
+            f"{where}: is the working folder or holds it, so it cannot be replaced; choose a new folder"
+        )
+    for k in keep:
+        if _within(Path(os.path.realpath(k)), real):
+            raise TfpAlineError(f"{where}: is or holds {k}, which would be deleted; choose a folder outside it")
+    run = _run_inside(real)
+    if run is not None:
+        what = "is a run folder" if run == real else f"holds the run folder {run}"
+        raise TfpAlineError(f"{where}: {what}, which is never replaced (not even with --force); choose another folder")
+    return path
+
+
+def check_report_dir(path, flag: str, *, keep=()) -> Path:
+    """`check_replaceable`, and an existing folder may hold only an earlier report (.md, .csv, .png
+    files): it is replaced as a whole, so other files there would be lost."""
+    path = check_replaceable(path, flag, keep=keep)
+    if path.is_dir():
+        for entry in sorted(path.iterdir()):
+            if not entry.is_file() or entry.suffix not in REPORT_SUFFIXES:
+                raise TfpAlineError(
+                    f"{flag} {path}: holds {entry.name}, which is not part of a report, and the folder is "
+                    "replaced as a whole; choose a new or empty folder"
+                )
+    return path

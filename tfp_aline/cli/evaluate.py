@@ -12,8 +12,8 @@ import signal
 from pathlib import Path
 
 from tfp_aline import atomic, quiet
-from tfp_aline.errors import Stopped, TfpAlineError
-from tfp_aline.paths import check_output_dir
+from tfp_aline.errors import Stopped, TfpAlineError, write_problem
+from tfp_aline.paths import check_output_dir, check_report_dir
 
 REFERENCES = ("oracle", "prior")  # rows that need no queries: not a method run of their own
 PARTIAL_SUFFIX = "-partial"
@@ -41,6 +41,7 @@ def evaluate_command(
     out = Path(out) if out is not None else Path(run_dir) / "evaluation"
     tensorboard_dir = Path(run_dir) / "eval"
     check_output_dir(out, "--out")  # before the work, not after it
+    check_report_dir(out, "--out", keep=[run_dir])  # replaced as a whole at the end
     check_output_dir(tensorboard_dir, "the TensorBoard folder")
     quiet.import_tensorflow()
     from tfp_aline.signals import stop_on_signals
@@ -104,9 +105,16 @@ def _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts
 
 
 def _write(result, out, run_dir, command, tensorboard_dir):
-    from tfp_aline.evaluation.report import summary_table, to_frame, write_report
+    from tfp_aline.evaluation.report import summary_table, to_frame, write_report, write_tensorboard
 
-    paths = write_report(result, out, run_dir=run_dir, command=command, tensorboard_dir=tensorboard_dir)
+    try:
+        with atomic.atomic_dir(out) as tmp:  # an older report is replaced whole, never mixed with this one
+            names = [p.name for p in write_report(result, tmp, run_dir=run_dir, command=command)]
+    except OSError as e:
+        kept = f"{out} is unchanged" if out.exists() else "nothing was written"
+        raise TfpAlineError(f"--out {out}: cannot write the report ({write_problem(e)}); {kept}") from None
+    write_tensorboard(to_frame(result), tensorboard_dir)
+    paths = [out / n for n in names]
     df = to_frame(result)
     for target in dict.fromkeys(df.target):
         print(f"\ntarget '{target}' after T={result.horizon} queries:")

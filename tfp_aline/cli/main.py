@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tfp_aline import quiet
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.paths import check_output_dir
+from tfp_aline.paths import check_output_dir, check_replaceable
 
 
 def _add_generate_mock(sub):
@@ -177,6 +177,7 @@ def _add_export(sub):
 
 def run_export(args) -> int:
     check_output_dir(args.out, "--out", must_be_empty=not args.force)  # before loading anything
+    check_replaceable(args.out, "--out", keep=[args.run])
     quiet.import_tensorflow()
     from tfp_aline.export import SIGNATURES, export_saved_model
     from tfp_aline.runs import load_run
