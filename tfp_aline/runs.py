@@ -3,7 +3,10 @@ find its newest readable checkpoint; refuse a run dir that training would overwr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -179,6 +182,21 @@ def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
     logdir = Path(logdir)
     if logdir.exists() and not logdir.is_dir():
         raise TrainingError(f"{logdir}: exists and is not a folder; choose another --logdir")
+    created = not logdir.exists()
+    lock_run_dir(logdir)  # first: another process may be about to write what the checks below read
+    try:
+        found = _check_run_dir(logdir, cfg, resume)
+    except BaseException:
+        release_run_dir(logdir)
+        if created:
+            with contextlib.suppress(OSError):
+                logdir.rmdir()
+        raise
+    remove_stale_temporaries(logdir / CHECKPOINT_DIR)
+    return found
+
+
+def _check_run_dir(logdir: Path, cfg, resume: bool) -> CheckpointInfo | None:
     ckpt_dir = logdir / CHECKPOINT_DIR
     has_checkpoints = (ckpt_dir / "checkpoint").is_file()  # CheckpointManager's index of its checkpoints
     if not resume:
@@ -220,3 +238,48 @@ def _check_resume_config(logdir: Path, cfg, error):
                 f"cannot resume {logdir}: {'; '.join(diffs)} (network, task, episodes and seed must stay "
                 f"as in its {CONFIG_FILE}; train into a new --logdir to change them)"
             )
+
+
+# Run folders this process holds a lock on: real path -> the folder's open descriptor.
+_LOCKS: dict = {}
+
+
+def lock_run_dir(logdir) -> None:
+    """Create LOGDIR if needed and lock it for this process (flock on the folder itself, so no lock
+    file is left inside); released by `release_run_dir` or when the process ends, even by kill -9.
+    A folder another process trains into is refused; this process may lock it again."""
+    import fcntl
+
+    logdir = Path(logdir)
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainingError(f"--logdir {logdir}: cannot create the run folder ({e.strerror or e})") from None
+    key = os.path.realpath(logdir)
+    if key in _LOCKS:
+        return
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise TrainingError(
+            f"--logdir {logdir}: another process is training into this run folder; wait until it ends "
+            "or choose another --logdir (nothing was changed)"
+        ) from None
+    _LOCKS[key] = fd
+
+
+def release_run_dir(logdir) -> None:
+    """Let other processes train into LOGDIR again (a no-op if this process holds no lock on it)."""
+    fd = _LOCKS.pop(os.path.realpath(logdir), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
+def remove_stale_temporaries(ckpt_dir: Path) -> None:
+    """A checkpoint write that failed (full disk, kill -9) leaves its shards in ckpt-N_temp/; with the
+    run folder locked, no other save can be writing them."""
+    for tmp in ckpt_dir.glob("*_temp"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)

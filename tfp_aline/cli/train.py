@@ -12,9 +12,9 @@ import tensorflow as tf
 from tfp_aline import atomic
 from tfp_aline.config import config_warnings, load_config
 from tfp_aline.core.rollout import rollout
-from tfp_aline.errors import ConfigError, warn
+from tfp_aline.errors import ConfigError, TrainingError, warn, write_problem
 from tfp_aline.paths import check_output_dir
-from tfp_aline.runs import CONFIG_FILE
+from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, release_run_dir, remove_stale_temporaries
 from tfp_aline.training.trainer import Trainer, sample_inputs, target_table
 
 
@@ -78,9 +78,19 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
     if logdir is None:
         logdir = Path("runs") / f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         check_output_dir(logdir, "--logdir")
-    trainer = Trainer(cfg, logdir, resume=resume)  # refuses a clashing run dir before any work
-    for message in notes + config_warnings(cfg):
-        warn(message)
+    trainer = Trainer(cfg, logdir, resume=resume)  # refuses a clashing run dir before any work; locks it
+    try:
+        for message in notes + config_warnings(cfg):
+            warn(message)
+        return _fit_and_compare(trainer, cfg, Path(logdir), progress, evaluate)
+    except (OSError, tf.errors.OpError) as e:
+        raise _run_problem(e, cfg, Path(logdir)) from None
+    finally:
+        release_run_dir(logdir)
+
+
+def _fit_and_compare(trainer, cfg, logdir: Path, progress: bool, evaluate: bool) -> int:
+    start = int(trainer.epoch.numpy())
     result = trainer.fit(progress=progress)
     if result.interrupted:
         print(
@@ -88,14 +98,47 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
             f"tfp-aline train --resume --logdir {logdir}"
         )
         return 128 + int(result.signal or 2)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+    _check_skipped(result, result.epoch - start, cfg)
     print(
-        f"trained {result.epoch} epochs; model: {Path(logdir) / 'model.keras'}"
+        f"trained {result.epoch} epochs; model: {logdir / 'model.keras'}"
         + (f"; skipped non-finite epochs: {result.skipped_epochs}" if result.skipped_epochs else "")
     )
     if evaluate:
         comparison = policy_vs_random(
             trainer.model, trainer.task, cfg, cfg.evaluation.people, cfg.seed + cfg.evaluation.seed_offset
         )
-        atomic.write_text(Path(logdir) / "evaluation.json", json.dumps(comparison, indent=2))
+        atomic.write_text(logdir / "evaluation.json", json.dumps(comparison, indent=2))
         print(format_comparison(comparison))
     return 0
+
+
+def _check_skipped(result, epochs_run: int, cfg):
+    """A run that skipped most of its epochs as non-finite has not trained: say so, do not report success."""
+    skipped = len(result.skipped_epochs)
+    if epochs_run > 0 and 2 * skipped > epochs_run:
+        raise TrainingError(
+            f"{skipped} of the {epochs_run} epochs were skipped as non-finite (the loss or gradients "
+            f"overflowed), so the model in {result.logdir} is not trained; lower training.learning_rate "
+            f"(now {cfg.training.learning_rate:g}) and train into a new --logdir"
+        )
+
+
+_WRITE_PROBLEMS = ("No space left", "Disk quota", "Permission denied", "Read-only file system")
+
+
+def _run_problem(e: Exception, cfg, logdir: Path) -> Exception:
+    """A full disk, an unwritable run folder or too little memory as one line; anything else unchanged."""
+    text = str(e)
+    if isinstance(e, OSError) or any(p in text for p in _WRITE_PROBLEMS):
+        remove_stale_temporaries(logdir / CHECKPOINT_DIR)
+        return TrainingError(
+            f"--logdir {logdir}: cannot write the run ({write_problem(e)}); its last complete checkpoint "
+            f"is kept: make room, then continue with: tfp-aline train --resume --logdir {logdir}"
+        )
+    if isinstance(e, tf.errors.ResourceExhaustedError):
+        n = cfg.network
+        return TrainingError(
+            f"out of memory while training (network.embed_dim = {n.embed_dim}, network.ff_dim = {n.ff_dim}, "
+            f"episodes.batch_size = {cfg.episodes.batch_size}); lower them"
+        )
+    return e
