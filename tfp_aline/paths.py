@@ -97,3 +97,24 @@ def check_report_dir(path, flag: str, *, keep=()) -> Path:
                     "replaced as a whole; choose a new or empty folder"
                 )
     return path
+
+
+# Inputs (tables, histories, configs) are small text or workbook files; far larger is a mistake
+# (a log, /dev/zero) that would be read into memory whole.
+MAX_INPUT_BYTES = 50 * 2**20
+
+
+def input_file_problem(path, max_bytes: int = MAX_INPUT_BYTES) -> str | None:
+    """Why `path` cannot be read as an input file (a FIFO or device would block or never end, a
+    huge file fills memory); None if it is a regular file of a readable size."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a pipe, device or socket); expected a file on disk"
+    if st.st_size > max_bytes:
+        return f"is {st.st_size / 2**20:.0f} MB; expected an input file of at most {max_bytes // 2**20} MB"
+    return None

@@ -8,6 +8,8 @@ import math
 import re
 from pathlib import Path
 
+from tfp_aline.paths import input_file_problem
+
 # The delimiters a CSV file may use; on a tie the earlier one wins (comma first).
 DELIMITERS = (",", ";", "\t")
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d*,\d+\s*$")
@@ -70,6 +72,9 @@ def read_csv_cells(path: Path, fail) -> list:
     comma (`7,5`) is read as a decimal point. `fail(message)` raises: a binary file, a file that
     is not UTF-8, text the csv module refuses.
     """
+    problem = input_file_problem(path)
+    if problem:
+        fail(problem)
     data = path.read_bytes()
     if looks_binary(data):
         fail("is not a CSV text file (it looks binary); expected UTF-8 text with a header row")
@@ -86,3 +91,17 @@ def read_csv_cells(path: Path, fail) -> list:
         # Only here: with comma-separated cells a comma inside a number would already have split it.
         rows = [(i, [c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in r]) for i, r in rows]
     return rows
+
+
+def check_row_widths(header: list, data: list, fail) -> None:
+    """Fail on the first row with a value beyond the header's last column: its cells would be read
+    one column off (an unquoted decimal comma, '6,1', splits one number into two cells)."""
+    width = max((j + 1 for j, h in enumerate(header) if not is_blank(h)), default=0)
+    for rownum, r in data:
+        extra = [j for j in range(width, len(r)) if not is_blank(r[j])]
+        if extra:
+            fail(
+                f"{extra[-1] + 1} cells but the header has {width} columns, so its values would shift; "
+                "quote a value holding a comma (a decimal comma such as 6,1 splits one number in two) or write 6.1",
+                row=rownum,
+            )

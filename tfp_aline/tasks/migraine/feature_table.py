@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from tfp_aline.errors import FeatureTableError
+from tfp_aline.paths import input_file_problem
 from tfp_aline.tasks.migraine.cells import (
     canonical_header,
     cell_at,
+    check_row_widths,
     drop_blank_rows,
     is_blank,
     read_csv_cells,
@@ -96,6 +98,14 @@ _PATTERN = re.compile(
 )
 _EXPECTED_PATTERN = "a sentence like 'Higher stress raises risk' or 'Shorter sleep raises risk'"
 
+
+# Target names the package gives a meaning of its own: a category or variable called so would be
+# shadowed by it (a category 'baseline' was replaced by the intercept in training).
+RESERVED_NAMES = ("all", "predictive", "baseline", "baseline (logit)")
+# Magnitudes beyond this cannot be computed with in float32 (squares of them overflow).
+MAX_MAGNITUDE = 1e18
+# A spread below this share of the mean cannot be resolved in float32 (7 significant digits).
+MIN_RELATIVE_STD = 1e-6
 
 _ALIASES = {canonical_header(alias): name for name, aliases in COLUMNS.items() for alias in aliases}
 
@@ -218,6 +228,9 @@ def read_feature_table(path=DEFAULT_TABLE, sheet: str | None = None) -> FeatureT
         raise FeatureTableError(path, "file not found")
     if path.is_dir():
         raise FeatureTableError(path, "is a folder; expected an .xlsx or .csv file")
+    problem = input_file_problem(path)
+    if problem:
+        raise FeatureTableError(path, problem)
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         sheet_name, rows = _read_xlsx_rows(path, sheet)
@@ -298,6 +311,7 @@ def _parse_rows(path: Path, sheet, rows) -> FeatureTable:
     data = rows[1:]
     if not data:
         fail("no data rows below the header", row=header_row)
+    check_row_widths(header, data, fail)
     seen: dict[str, int] = {}
     factors = [_parse_factor(rownum, r, header, col_of, seen, fail) for rownum, r in data]
     return _build_table(path, sheet, factors, fail)
@@ -318,8 +332,13 @@ def _header_columns(header: list, header_row: int, fail) -> dict[str, int]:
         col_of[name] = j
     missing = [c for c in REQUIRED if c not in col_of]
     if missing:
-        found = [str(h) for h in header if not is_blank(h)]
-        fail(f"missing column {missing[0]!r} (found columns: {found})", row=header_row)
+        # Which columns were found, not what the row says: a file named by mistake (or by a
+        # foreign run folder) must not have its content printed.
+        fail(
+            f"missing column {missing[0]!r}; expected a header row with the columns {', '.join(REQUIRED)} "
+            f"({len(col_of)} of them found)",
+            row=header_row,
+        )
     return col_of
 
 
@@ -333,6 +352,8 @@ def _parse_factor(rownum: int, r: list, header: list, col_of: dict[str, int], se
     name = _factor_name(cells["variable"], rownum, seen, fail)
     if is_blank(cells["category"]):
         fail(f"empty category for {name!r}", rownum, "category")
+    _check_not_reserved(str(cells["category"]).strip(), "category", rownum, fail)
+    _check_not_reserved(name, "variable", rownum, fail)
     weight = _weight(cells["Weight"], name, rownum, fail)
     mean, std = _mean_std(cells["mean"], cells["std"], rownum, fail)
     lo, hi = _typical_range(cells["Typical Range"], mean, std, rownum, fail)
@@ -345,6 +366,8 @@ def _parse_factor(rownum: int, r: list, header: list, col_of: dict[str, int], se
             rownum,
             header[col_of["Migrane impact pattern"]],
         )
+    mean = (lo + hi) / 2 if mean is None else mean
+    std = _usable_std((hi - lo) / 4 if std is None else std, mean, cells["std"], rownum, fail)
     desc = cells["Description"]
     return _Factor(
         name=name,
@@ -355,10 +378,19 @@ def _parse_factor(rownum: int, r: list, header: list, col_of: dict[str, int], se
         lo=lo,
         hi=hi,
         zone=zone,
-        mean=(lo + hi) / 2 if mean is None else mean,
-        std=(hi - lo) / 4 if std is None else std,
+        mean=mean,
+        std=std,
         direction=direction,
     )
+
+
+def _check_not_reserved(text: str, column: str, rownum: int, fail):
+    if text.lower() in RESERVED_NAMES:
+        fail(
+            f"{column} name {text!r} is reserved (it names a built-in target: {', '.join(RESERVED_NAMES)}); rename it",
+            rownum,
+            column,
+        )
 
 
 def _factor_name(value, rownum: int, seen: dict[str, int], fail) -> str:
@@ -393,13 +425,30 @@ def _mean_std(mean_value, std_value, rownum: int, fail) -> tuple[float | None, f
 
 
 def _optional_number(value, rownum: int, column: str, fail) -> float | None:
-    """A finite number, or None for an empty cell."""
+    """A finite number of a computable size, or None for an empty cell."""
     if is_blank(value):
         return None
     x = to_number(value)
     if x is None or not math.isfinite(x):
         fail(f"expected a number, got {value!r}", rownum, column)
+    if abs(x) > MAX_MAGNITUDE:
+        fail(f"{x:g} is too large to compute with; expected a number of at most {MAX_MAGNITUDE:g}", rownum, column)
     return x
+
+
+def _usable_std(std: float, mean: float, given, rownum: int, fail) -> float:
+    """A spread the float32 network can resolve: at least MIN_RELATIVE_STD of the mean (and not 0).
+    A tiny std makes standardised values overflow (NaN in the mock distribution)."""
+    column = "std" if not is_blank(given) else "Typical Range"
+    floor = MIN_RELATIVE_STD * max(abs(mean), 1.0 / MAX_MAGNITUDE)
+    if not std >= floor:
+        fail(
+            f"the spread {std:g} is too small to compute with for mean {mean:g}; expected a std of at "
+            f"least {floor:g} ({MIN_RELATIVE_STD:g} of the mean); check the unit",
+            rownum,
+            column,
+        )
+    return std
 
 
 def _typical_range(value, mean: float | None, std: float | None, rownum: int, fail) -> tuple[float, float]:
@@ -410,6 +459,8 @@ def _typical_range(value, mean: float | None, std: float | None, rownum: int, fa
     if rng is None:
         fail(f"expected a range like '4-10' or '4 to 10', got {value!r}", rownum, "Typical Range")
     lo, hi = rng
+    if max(abs(lo), abs(hi)) > MAX_MAGNITUDE:
+        fail(f"range {value!r} is too large to compute with (at most {MAX_MAGNITUDE:g})", rownum, "Typical Range")
     if lo > hi:
         fail(f"range {value!r} is reversed (min {lo:g} > max {hi:g})", rownum, "Typical Range")
     # A zero-width range gives std 0 unless a std column supplies the spread.

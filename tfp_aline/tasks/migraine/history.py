@@ -15,6 +15,7 @@ from tfp_aline.errors import TfpAlineError, located
 from tfp_aline.tasks.migraine.cells import (
     canonical_header,
     cell_at,
+    check_row_widths,
     drop_blank_rows,
     is_blank,
     read_csv_cells,
@@ -249,6 +250,7 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
     def fail(msg, row=None, column=None):
         raise HistoryError(name, msg, row=row, column=column)
 
+    check_row_widths(header, data, fail)
     columns = _locate_columns(header, data, table, fail)
     _check_columns(columns, table, outcome, data, fail)
     raw, y, dates, found = _read_days(data, header, columns, table, outcome, name, fail)
