@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from tfp_aline.errors import ConfigError
+from tfp_aline.errors import ConfigError, check_seed
+from tfp_aline.paths import input_file_problem
 from tfp_aline.tasks.registry import TaskConfig, parse_task_section
 
 
@@ -123,6 +125,32 @@ _FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE]
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
+def _mapping_without_duplicates(loader, node, deep=False):
+    """A mapping whose keys are all different: with a repeated key PyYAML keeps the last one and
+    silently drops the first (e.g. a whole `training:` section)."""
+    loader.flatten_mapping(node)
+    first_line = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = key in first_line
+        except TypeError:  # an unhashable key: PyYAML's own message follows
+            continue
+        if seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {first_line[key]}); the first would be ignored, "
+                "so keep only one",
+                key_node.start_mark,
+            )
+        first_line[key] = key_node.start_mark.line + 1
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def parse_yaml(text: str):
     """YAML text -> Python values, with every float a person would write read as a float."""
     return yaml.load(text, Loader=_Loader)
@@ -157,7 +185,22 @@ def _coerce(key: str, value, annotation: str):
         value = int(value)  # 1e3 or 3000.0 for a count
     if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
         raise ConfigError(f"{key}: expected {description}, got {value!r}")
+    if annotation == "float" and not math.isfinite(value):  # .inf passes every `> 0` check
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     return float(value) if annotation == "float" else value
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
+
+
+def _check_name(name: str) -> str:
+    """The run's name is a folder under runs/: one plain folder name, never a path."""
+    if not _NAME.match(name) or ".." in name:
+        raise ConfigError(
+            f"name = {name!r}: expected a plain folder name (letters, digits, '.', '_', '-', '+'; "
+            "no '/', '..' or leading '.'), since the run is written to runs/<name>-<time>/"
+        )
+    return name
 
 
 def _section(cls, raw, prefix):
@@ -180,8 +223,8 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
     unknown = [k for k in raw if k not in _SECTIONS]
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key (known keys: {', '.join(_SECTIONS)})")
-    name = _coerce("name", raw.get("name", default_name), "str")
-    seed = _coerce("seed", raw.get("seed", 0), "int")
+    name = _check_name(_coerce("name", raw.get("name", default_name), "str"))
+    seed = check_seed(_coerce("seed", raw.get("seed", 0), "int"), "seed", ConfigError)
     targets_raw = raw.get("targets", {"all": 1.0})
     if not isinstance(targets_raw, Mapping) or not targets_raw:
         raise ConfigError(f"targets: expected a mapping target -> probability, got {targets_raw!r}")
@@ -206,6 +249,7 @@ def validate(cfg: Config, group_names=None):
     # One check after the other in a fixed order: a config with several problems always names the same one.
     _check_signs(cfg)
     _check_sizes(cfg)
+    _check_memory(cfg)
     _check_training_choices(cfg.training)
     _check_targets(cfg, group_names)
 
@@ -248,6 +292,7 @@ def _check_signs(cfg: Config):
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} = {value!r}: expected a number >= 0")
+    check_seed(cfg.evaluation.seed_offset, "evaluation.seed_offset", ConfigError)
     if t.gradient_steps < 0:
         raise ConfigError(
             f"training.gradient_steps = {t.gradient_steps}: expected 0 (every step) or a number of "
@@ -265,6 +310,42 @@ def _check_sizes(cfg: Config):
         )
     if n.embed_dim % n.num_heads:
         raise ConfigError(f"network.embed_dim = {n.embed_dim}: must be divisible by network.num_heads = {n.num_heads}")
+
+
+def _memory_bytes() -> int:
+    """The memory this process may use: the machine's, or a container's smaller limit."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        return min(total, int(limit)) if limit.isdigit() else total
+    except OSError:
+        return total
+
+
+def training_bytes(cfg: Config) -> int:
+    """A rough lower bound on the memory training needs: float32 weights with their gradients and
+    two Adam moments, and one step's activations and attention scores (the stepwise gradient keeps
+    a single step). Task sizes (inputs, parameters) are small beside these and left out."""
+    e, n = cfg.episodes, cfg.network
+    d, ff, layers = n.embed_dim, n.ff_dim, n.num_layers
+    weights = layers * (4 * d * d + 2 * d * ff) + 4 * 128 * d + 3 * 128 * 3 * n.num_components
+    keys = e.num_initial_context + e.horizon + e.num_predictive_targets + 32
+    tokens = e.num_candidates + keys
+    activations = e.batch_size * layers * (tokens * (8 * d + 2 * ff) + n.num_heads * tokens * keys)
+    return 4 * (4 * weights + activations)
+
+
+def _check_memory(cfg: Config):
+    """Refuse sizes that cannot fit in memory, naming them, instead of an out-of-memory dump later."""
+    need, have = training_bytes(cfg), _memory_bytes()
+    if need > have:
+        e, n = cfg.episodes, cfg.network
+        raise ConfigError(
+            f"network.embed_dim = {n.embed_dim}, network.ff_dim = {n.ff_dim}, network.num_layers = "
+            f"{n.num_layers}, episodes.batch_size = {e.batch_size}, episodes.num_candidates = "
+            f"{e.num_candidates}: training needs at least {need / 2**30:.1f} GB, more than the "
+            f"{have / 2**30:.1f} GB of memory here; lower them"
+        )
 
 
 def _check_training_choices(t: TrainingConfig):
@@ -326,6 +407,9 @@ def read_config_file(path) -> dict:
         raise ConfigError(f"{path}: config file not found")
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; expected a YAML config file such as configs/smoke.yaml")
+    problem = input_file_problem(path, max_bytes=2**20)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

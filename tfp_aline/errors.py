@@ -53,3 +53,14 @@ def write_problem(e: Exception) -> str:
     """What went wrong in a failed write, in a few words: 'No space left on device'."""
     text = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
     return (str(text).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+# Seeds become int32 TensorFlow seeds (and seed + small offsets for derived streams).
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed, setting: str, error=TfpAlineError) -> int:
+    """A seed every random stream can take: an integer from 0 to MAX_SEED."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise error(f"{setting} = {seed!r}: expected an integer from 0 to {MAX_SEED}")
+    return seed

@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 
 from tfp_aline import quiet
-from tfp_aline.errors import TfpAlineError
+from tfp_aline.errors import TfpAlineError, check_seed
 from tfp_aline.paths import check_output_dir, check_replaceable
+
+# A day of the mock distribution holds a few dozen float64 numbers in several arrays and files:
+# ten million days would already take several GB.
+MAX_MOCK_DAYS = 1_000_000
 
 
 def _add_generate_mock(sub):
@@ -32,8 +36,9 @@ def _add_generate_mock(sub):
 def run_generate_mock(args) -> int:
     from tfp_aline.tasks.migraine.feature_table import read_feature_table, resolve_data_path
 
-    if args.n < 1:
-        raise TfpAlineError(f"--n must be a positive number of days, got {args.n}")
+    if not 1 <= args.n <= MAX_MOCK_DAYS:
+        raise TfpAlineError(f"--n must be a number of days from 1 to {MAX_MOCK_DAYS}, got {args.n}")
+    check_seed(args.seed, "--seed")
     check_output_dir(args.out, "--out")
     start = time.perf_counter()
     # Read (and validate) the table before TensorFlow is imported: a bad table then fails fast,
@@ -227,6 +232,8 @@ def _add_evaluate(sub):
 
 def run_evaluate(args) -> int:
     from tfp_aline.cli.evaluate import evaluate_command  # checks its arguments, then imports TensorFlow
+
+    check_seed(args.seed, "--seed")
 
     return evaluate_command(
         args.run,

@@ -25,6 +25,7 @@ def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
     Returns means, 95% intervals (normal approximation) and the paired difference.
     """
     e = cfg.episodes
+    seed = int(seed) % 2**31  # the run's seed plus an offset: kept within int32
     batch, tmask, noise = sample_inputs(
         task, cfg, target_table(cfg, task), people, tf.constant([seed, 0x0E7A1], tf.int32)
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from typing import Any, Mapping
 
-from tfp_aline.errors import ConfigError
+from tfp_aline.errors import ConfigError, TfpAlineError
 
 # Built-in tasks by name; any other task is named by import path, "package.module:ClassName".
 BUILTIN = {
@@ -49,10 +50,32 @@ def task_class(spec: str):
             # The usual cause: the task's own folder is not on the path of the installed command.
             hint = "; is its folder on the Python path? e.g. run with PYTHONPATH=. from the folder holding it"
         raise ConfigError(f"task.class = {spec!r}: cannot import {module_name!r} ({e}{hint})") from None
+    except Exception as e:  # the module's own code failed while it was imported
+        raise ConfigError(
+            f"task.class = {spec!r}: importing {module_name!r} failed ({_first_line(e)}); fix that module"
+        ) from None
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise ConfigError(f"task.class = {spec!r}: {attr!r} in {module_name} is not a tfp_aline Task subclass")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ConfigError(f"task.class = {spec!r}: {attr} is abstract; it still has to define {missing}")
     return cls
+
+
+def _first_line(e: Exception) -> str:
+    text = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _task_call(cfg: TaskConfig, what: str, fn, *args):
+    """`fn(*args)` of a task's own code; its failure becomes one line naming the task and `what`."""
+    try:
+        return fn(*args)
+    except TfpAlineError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"task {cfg.name!r}: {what} failed ({_first_line(e)})") from None
 
 
 def _coerce_option(cls_name, key, value, annotation):
@@ -101,6 +124,8 @@ def parse_task_section(raw) -> TaskConfig:
             "'package.module:ClassName' for a task of your own"
         )
     cls = task_class(spec)
+    if not dataclasses.is_dataclass(getattr(cls, "Options", None)):
+        raise ConfigError(f"task.{key} = {spec!r}: {cls.__name__}.Options must be a dataclass of the task's options")
     fields = {f.name: f for f in dataclasses.fields(cls.Options)}
     given = {k: v for k, v in raw.items() if k not in SELECTORS}
     unknown = [k for k in given if k not in fields]
@@ -122,13 +147,18 @@ def _class_and_options(cfg: TaskConfig):
 
 def build_task(cfg: TaskConfig):
     """TaskConfig -> Task instance."""
+    from tfp_aline.tasks.base import Task
+
     cls, options = _class_and_options(cfg)
-    return cls.from_options(options)
+    task = _task_call(cfg, f"{cls.__name__}.from_options", cls.from_options, options)
+    if not isinstance(task, Task):
+        raise ConfigError(f"task {cfg.name!r}: {cls.__name__}.from_options returned {type(task).__name__}, not a Task")
+    return task
 
 
 def check_targets(cfg: TaskConfig, validate_groups, num_predictive_targets: int) -> None:
     """Check a config's targets against the task without building it: `validate_groups` gets the
     task's group names; predictive targets are checked against the task's outcome type."""
     cls, options = _class_and_options(cfg)
-    validate_groups(cls.group_names(options))
-    cls.check_predictive(num_predictive_targets)
+    validate_groups(_task_call(cfg, f"{cls.__name__}.group_names", cls.group_names, options))
+    _task_call(cfg, f"{cls.__name__}.check_predictive", cls.check_predictive, num_predictive_targets)

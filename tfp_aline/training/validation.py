@@ -26,6 +26,7 @@ class Validator:
         e = cfg.episodes
         self.task, self.cfg = task, cfg
         self.steps = sorted({0, e.horizon // 2, e.horizon})
+        seed = int(seed) % 2**31  # the run's seed plus an offset: kept within int32
         s = tf.constant([seed, 0xFA11], tf.int32)
         self.batch = task.sample_episodes(
             num_people,

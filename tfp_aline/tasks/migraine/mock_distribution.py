@@ -12,7 +12,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfp_aline import atomic
-from tfp_aline.errors import TfpAlineError
+from tfp_aline.errors import TfpAlineError, write_problem
 from tfp_aline.tasks.migraine.task import MigraineTask
 
 ARRAY_KEYS = (
@@ -143,8 +143,12 @@ def save_mock_distribution(mock: dict, out_dir, heatmap: bool = True) -> list[Pa
     folders = [p for p in paths if p.is_dir()]
     if folders:  # checked before the first write, so no file of a set is replaced alone
         raise TfpAlineError(f"--out {out}: {folders[0]} is a folder, so it cannot be written")
-    for path, blob in zip(paths, blobs):
-        atomic.write_bytes(path, blob)
+    try:
+        atomic.write_files(dict(zip(paths, blobs)))  # the set changes as a whole or not at all
+    except OSError as e:
+        raise TfpAlineError(
+            f"--out {out}: cannot write the mock distribution ({write_problem(e)}); no file there was changed"
+        ) from None
     return paths
 
 
