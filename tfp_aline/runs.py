@@ -132,7 +132,8 @@ def load_run(run_dir, use_checkpoint: bool = False) -> Run:
         try:
             model = keras.models.load_model(model_file)
         except Exception as e:  # a truncated or foreign file: say which one
-            raise TfpAlineError(f"{model_file}: cannot load the model ({type(e).__name__}: {e})") from None
+            raise TfpAlineError(f"{model_file}: cannot load the model ({type(e).__name__}: {_first_line(e)})") from None
+        _check_model_fits(model, cfg, task, model_file)
         return Run(path, cfg, task, model)
     found = find_checkpoint(path / CHECKPOINT_DIR)
     if found is None:
@@ -152,6 +153,26 @@ def load_run(run_dir, use_checkpoint: bool = False) -> Run:
             f"{found.path}: does not fit the network of {path / CONFIG_FILE} ({type(e).__name__}: {_first_line(e)})"
         ) from None
     return Run(path, cfg, task, model)
+
+
+def _check_model_fits(model, cfg, task, model_file: Path):
+    """model.keras must be the network config.yaml describes, for this task: a model.keras copied
+    from another run would otherwise be used (or fail deep inside TensorFlow)."""
+    n = cfg.network
+    expected = {
+        "num_parameters": task.num_parameters,
+        "x_dim": task.x_dim,
+        "y_dim": task.y_dim,
+        **{k: getattr(n, k) for k in ("embed_dim", "num_layers", "num_heads", "ff_dim", "num_components")},
+        "min_scale": n.min_scale,
+    }
+    got = model.get_config() if hasattr(model, "get_config") else {}
+    diffs = [f"{k} {got.get(k)!r} in {MODEL_FILE}, {v!r} in {CONFIG_FILE}" for k, v in expected.items() if got.get(k) != v]
+    if diffs:
+        raise TfpAlineError(
+            f"{model_file}: does not match {model_file.parent / CONFIG_FILE} ({'; '.join(diffs)}); "
+            "it was trained with other settings: use the run folder it came from"
+        )
 
 
 def config_differences(saved, cfg) -> list:

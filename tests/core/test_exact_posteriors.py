@@ -77,3 +77,12 @@ def test_laplace_mode_and_spread_against_the_grid(one_factor):
     with tf.GradientTape() as tape:
         lp = tf.reduce_sum(task.log_posterior(theta, ep.query_x, ep.query_y))
     assert np.abs(tape.gradient(lp, theta).numpy()).max() < 1e-5
+
+
+@pytest.mark.slow  # two traces of the Newton loop: about 18 s on one core
+def test_laplace_takes_any_number_of_days_one_call_after_another(migraine_task, seed):
+    """Issue 22: 30 days, then 1 day, failed inside TFP (the second trace had no static day count)."""
+    batch = migraine_task.sample_episodes(3, 30, seed=seed)
+    for n in (30, 1):
+        q = laplace_posterior(migraine_task, batch.query_x[:, :n], batch.query_y[:, :n])
+        assert q.loc.shape == (3, migraine_task.num_parameters) and np.isfinite(q.loc.numpy()).all()

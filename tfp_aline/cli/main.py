@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -273,14 +274,53 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line as given, for reports
     quiet.configure(args.verbose)  # before anything imports TensorFlow
+    stdout = sys.stdout
+    sys.stdout = _ClosedPipeSafe(stdout)
     try:
         return args.func(args)
     except TfpAlineError as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)  # 2 for bad input; 128 + signal for a stopped run
+    except MemoryError:
+        print(f"error: {args.command}: out of memory; use smaller settings or inputs", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
+
+
+class _ClosedPipeSafe:
+    """stdout that survives a reader closing early (`tfp-aline train ... | head -2`): the command
+    goes on to the end (the training, its evaluation.json) and the rest of its output is dropped."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _drop_the_rest(self):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())  # also for the flush at interpreter exit
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop_the_rest()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop_the_rest()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

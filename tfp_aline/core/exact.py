@@ -147,7 +147,9 @@ def laplace_posterior(task, x, y, mask=None, num_steps: int = 30):
     mask = tf.ones(tf.shape(x)[:2], tf.bool) if mask is None else tf.cast(mask, tf.bool)
     key = (id(task), num_steps)
     if key not in _COMPILED:
-        _COMPILED[key] = tf.function(lambda a, b, m: _newton_mode(task, a, b, m, num_steps), reduce_retracing=True)
+        # One trace per input shape: a trace relaxed to an unknown number of days would reach
+        # task code that needs it static (the migraine joint distribution's sample size).
+        _COMPILED[key] = tf.function(lambda a, b, m: _newton_mode(task, a, b, m, num_steps))
     theta, h = _COMPILED[key](x, y, mask)
     cov = tf.linalg.inv(-h)
     cov = 0.5 * (cov + tf.linalg.matrix_transpose(cov))

@@ -86,6 +86,30 @@ def mixture_quantiles(logits, locs, scales, probs=QUANTILES, iterations=60):
     return 0.5 * (lo + hi)
 
 
+UNLIKELY = 1e-3  # below this prior-predictive tail probability the history is out of the model's range
+
+
+def unlikely_outcomes(task, z, y, draws: int = 4000) -> str | None:
+    """A warning when the number of migraine days among the reported days z [n, D] (standardised), y [n]
+    is one the prior almost never produces: the network was trained on people drawn from that prior,
+    so on such a history its answers can be far from the exact posterior."""
+    n, k = len(y), int(np.sum(y))
+    if n < 5:
+        return None
+    rng = np.random.default_rng(0)  # fixed: the same history always gets the same answer
+    theta = rng.normal(task.prior_mean, task.prior_std, size=(draws, task.num_parameters))
+    p = 1.0 / (1.0 + np.exp(-(np.asarray(z) @ theta[:, :-1].T + theta[:, -1])))  # [n, draws]
+    counts = (rng.random(p.shape) < p).sum(0)
+    tail = min(np.mean(counts >= k), np.mean(counts <= k))
+    if tail >= UNLIKELY:
+        return None
+    return (
+        f"{k} of {n} reported days are migraines, which fewer than 1 in {1 / UNLIKELY:.0f} people of the "
+        "model's prior have: the model was not trained on such histories and its answers may be wrong; "
+        "check the 'migraine' column (1 = migraine, 0 = none)"
+    )
+
+
 @dataclasses.dataclass
 class Advice:
     """What `Advisor.advise` returns.
@@ -213,12 +237,16 @@ class Advisor:
                 f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
                 f"reported days, so the {len(used)} most recent are used{since}"
             )
+        unlikely = unlikely_outcomes(self.task, h.z[used], h.y[used])
+        if unlikely:
+            new.append(unlikely)
         for msg in new:
             warnings.warn(msg, HistoryWarning, stacklevel=2)
         notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new
 
         d = self.table.num_features
-        slots = max(cap, 1)
+        # Empty slots are masked out and change nothing, so a huge max_context costs no memory.
+        slots = max(len(used), 1)
         context_x = np.zeros((1, slots, d), np.float32)
         context_y = np.zeros((1, slots), np.float32)
         context_mask = np.zeros((1, slots), bool)

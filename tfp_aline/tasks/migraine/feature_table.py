@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import math
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -182,12 +184,29 @@ class FeatureTable:
 
 
 def resolve_data_path(path) -> Path:
-    """A relative path as given if it exists from the working directory, else from the repository root
-    (so configs naming `data/...` work from any folder with an editable install)."""
+    """A relative path from the working directory or, if it is not there, from the repository root
+    (so configs naming `data/...` work from any folder with an editable install). When both exist
+    and differ, which one a run meant cannot be told (advice would standardise with the wrong
+    table), so that is refused."""
     path = Path(path)
-    if path.is_absolute() or path.exists() or not (REPO_ROOT / path).exists():
+    root = REPO_ROOT / path
+    if path.is_absolute() or not root.exists():
         return path
-    return REPO_ROOT / path
+    if not path.exists():
+        return root
+    if os.path.realpath(path) == os.path.realpath(root) or _same_file_content(path, root):
+        return path
+    raise FeatureTableError(
+        path,
+        f"ambiguous relative path: {Path(os.path.abspath(path))} (from the working folder) and {root} "
+        "(from the package's folder) both exist and differ; write the table's full path (task.table or --table)",
+    )
+
+
+def _same_file_content(a: Path, b: Path) -> bool:
+    if input_file_problem(a) or input_file_problem(b):
+        return False
+    return filecmp.cmp(a, b, shallow=False)
 
 
 def parse_range(text) -> tuple[float, float] | None:
