@@ -167,7 +167,9 @@ def _check_model_fits(model, cfg, task, model_file: Path):
         "min_scale": n.min_scale,
     }
     got = model.get_config() if hasattr(model, "get_config") else {}
-    diffs = [f"{k} {got.get(k)!r} in {MODEL_FILE}, {v!r} in {CONFIG_FILE}" for k, v in expected.items() if got.get(k) != v]
+    diffs = [
+        f"{k} {got.get(k)!r} in {MODEL_FILE}, {v!r} in {CONFIG_FILE}" for k, v in expected.items() if got.get(k) != v
+    ]
     if diffs:
         raise TfpAlineError(
             f"{model_file}: does not match {model_file.parent / CONFIG_FILE} ({'; '.join(diffs)}); "

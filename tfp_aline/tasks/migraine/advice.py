@@ -237,7 +237,7 @@ class Advisor:
                 f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
                 f"reported days, so the {len(used)} most recent are used{since}"
             )
-        unlikely = unlikely_outcomes(self.task, h.z[used], h.y[used])
+        unlikely = unlikely_outcomes(self.task, h.z[h.reported], h.y[h.reported])
         if unlikely:
             new.append(unlikely)
         for msg in new:
