@@ -54,9 +54,14 @@ def _within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+# A checkpoint index or a trained model anywhere inside also marks a run's own files (e.g. its
+# checkpoints/ folder given as --out).
+RUN_FILES = ("checkpoint", "model.keras")
+
+
 def _run_inside(path: Path) -> Path | None:
-    for folder, subfolders, _ in os.walk(path):
-        if is_run_dir(folder):
+    for folder, subfolders, files in os.walk(path):
+        if is_run_dir(folder) or any(f in files for f in RUN_FILES):
             return Path(folder)
         subfolders[:] = [s for s in subfolders if not os.path.islink(os.path.join(folder, s))]
     return None
@@ -80,7 +85,7 @@ def check_replaceable(path, flag: str, *, keep=()) -> Path:
             raise TfpAlineError(f"{where}: is or holds {k}, which would be deleted; choose a folder outside it")
     run = _run_inside(real)
     if run is not None:
-        what = "is a run folder" if run == real else f"holds the run folder {run}"
+        what = "is a run folder or holds a run's files" if run == real else f"holds the run folder {run}"
         raise TfpAlineError(f"{where}: {what}, which is never replaced (not even with --force); choose another folder")
     return path
 

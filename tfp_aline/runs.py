@@ -221,6 +221,11 @@ def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
 
 def _check_run_dir(logdir: Path, cfg, resume: bool) -> CheckpointInfo | None:
     ckpt_dir = logdir / CHECKPOINT_DIR
+    for folder in (logdir, ckpt_dir):  # found now, not at the first checkpoint an hour in
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise TrainingError(
+                f"{folder}: no permission to write there; fix its permissions or choose another --logdir"
+            )
     has_checkpoints = (ckpt_dir / "checkpoint").is_file()  # CheckpointManager's index of its checkpoints
     if not resume:
         if has_checkpoints:

@@ -38,6 +38,14 @@ def test_a_duplicate_key_is_refused_with_both_lines(tmp_path, capsys):
     assert f"duplicate key 'training' (first on line {first})" in line and str(path) in line
 
 
+def test_a_config_that_is_a_pipe_is_refused_at_once(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "cfg.yaml"
+    os.mkfifo(fifo)
+    assert "is not a regular file" in refused(capsys, tmp_path, "--config", str(fifo))
+
+
 @pytest.mark.parametrize("name", ["../escape", "/tmp/abs", "a/b", "..", ".hidden", ""])
 def test_a_run_name_that_is_a_path_is_refused(tmp_path, capsys, monkeypatch, name):
     monkeypatch.chdir(tmp_path)

@@ -43,6 +43,14 @@ def test_export_force_never_removes_a_run_or_a_folder_holding_one(run_copy, caps
     assert snapshot(out) == before
 
 
+def test_export_force_into_the_runs_checkpoints_folder_is_refused(run_copy, capsys):
+    before = snapshot(run_copy)
+    out = run_copy / "checkpoints"
+    assert main(["export", "--run", str(run_copy), "--out", str(out), "--force"]) == 2
+    assert "holds a run's files" in one_error_line(capsys)
+    assert snapshot(run_copy) == before
+
+
 def test_export_force_into_another_folder_holding_a_run_is_refused(run_copy, tmp_path, capsys):
     other = tmp_path / "elsewhere"
     shutil.copytree(run_copy, other / "old-run")
