@@ -190,15 +190,13 @@ def _coerce(key: str, value, annotation: str):
     return float(value) if annotation == "float" else value
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
-
-
 def _check_name(name: str) -> str:
-    """The run's name is a folder under runs/: one plain folder name, never a path."""
-    if not _NAME.match(name) or ".." in name:
+    """The run's name is a folder under runs/: one folder name, never a path."""
+    bad = not name.strip() or name.startswith(".") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name)
+    if bad:
         raise ConfigError(
-            f"name = {name!r}: expected a plain folder name (letters, digits, '.', '_', '-', '+'; "
-            "no '/', '..' or leading '.'), since the run is written to runs/<name>-<time>/"
+            f"name = {name!r}: expected a plain folder name (no '/', '\\', control characters or "
+            "leading '.'), since the run is written to runs/<name>-<time>/"
         )
     return name
 

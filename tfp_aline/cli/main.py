@@ -288,6 +288,7 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
+        sys.stdout.flush()  # a pipe closed early fails here, through the wrapper, not at exit
         sys.stdout = stdout
 
 
