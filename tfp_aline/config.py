@@ -56,6 +56,13 @@ class TrainingConfig:
     strategy: str = "default"
     on_nonfinite: str = "skip"
     gradient_steps: int = 0
+    # The policy phase's levers (docs/design.md, "Policy phase"):
+    credit: str = "step"  # 'step': each choice paid its own gain; 'return': the reward-to-go
+    clamp_rewards: bool = False  # rewards below 0 count as 0 (the authors' code)
+    policy_phase_lr_factor: float = 1.0  # after warm-up, the learning rate of all but the policy head
+    inference_updates: int = 0  # extra inference-only updates per policy epoch, on its own episodes
+    random_updates: int = 0  # extra inference-only updates per policy epoch, on random-query episodes
+    pool_sizes: tuple = ()  # candidate pools cycled epoch by epoch after warm-up (empty: the episodes' one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +171,7 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 STRATEGIES = ("default", "mirrored", "multi_worker")
+CREDITS = ("step", "return")  # core.objectives.CREDITS, restated so that reading a config needs no TensorFlow
 ON_NONFINITE = ("skip", "stop")
 
 
@@ -173,6 +181,7 @@ _TYPES = {
     "bool": ((bool,), "true or false"),
     "str": ((str,), "a string"),
     "typing.Optional[str]": ((str, type(None)), "a string or null"),
+    "tuple": ((list, tuple), "a list"),
 }
 
 
@@ -187,6 +196,10 @@ def _coerce(key: str, value, annotation: str):
         raise ConfigError(f"{key}: expected {description}, got {value!r}")
     if annotation == "float" and not math.isfinite(value):  # .inf passes every `> 0` check
         raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+    if annotation == "tuple":
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
+        return tuple(value)
     return float(value) if annotation == "float" else value
 
 
@@ -285,6 +298,8 @@ def _check_signs(cfg: Config):
         "training.warmup_epochs": t.warmup_epochs,
         "training.weight_decay": t.weight_decay,
         "training.alpha": t.alpha,
+        "training.inference_updates": t.inference_updates,
+        "training.random_updates": t.random_updates,
         "logging.validate_every": cfg.logging.validate_every,
     }
     for key, value in non_negative.items():
@@ -306,6 +321,12 @@ def _check_sizes(cfg: Config):
             f"episodes.horizon = {e.horizon}: cannot exceed episodes.num_candidates "
             f"= {e.num_candidates} (each candidate is queried at most once)"
         )
+    for size in cfg.training.pool_sizes:
+        if size < e.horizon:
+            raise ConfigError(
+                f"training.pool_sizes: {size} is below episodes.horizon = {e.horizon} (each candidate is "
+                "queried at most once)"
+            )
     if n.embed_dim % n.num_heads:
         raise ConfigError(f"network.embed_dim = {n.embed_dim}: must be divisible by network.num_heads = {n.num_heads}")
 
@@ -328,7 +349,7 @@ def training_bytes(cfg: Config) -> int:
     d, ff, layers = n.embed_dim, n.ff_dim, n.num_layers
     weights = layers * (4 * d * d + 2 * d * ff) + 4 * 128 * d + 3 * 128 * 3 * n.num_components
     keys = e.num_initial_context + e.horizon + e.num_predictive_targets + 32
-    tokens = e.num_candidates + keys
+    tokens = max(e.num_candidates, *cfg.training.pool_sizes) + keys
     activations = e.batch_size * layers * (tokens * (8 * d + 2 * ff) + n.num_heads * tokens * keys)
     return 4 * (4 * weights + activations)
 
@@ -356,6 +377,10 @@ def _check_training_choices(t: TrainingConfig):
         raise ConfigError(f"training.strategy = {t.strategy!r}: expected one of {STRATEGIES}")
     if t.on_nonfinite not in ON_NONFINITE:
         raise ConfigError(f"training.on_nonfinite = {t.on_nonfinite!r}: expected one of {ON_NONFINITE}")
+    if t.credit not in CREDITS:
+        raise ConfigError(f"training.credit = {t.credit!r}: expected one of {CREDITS}")
+    if not 0 < t.policy_phase_lr_factor <= 1:
+        raise ConfigError(f"training.policy_phase_lr_factor = {t.policy_phase_lr_factor}: expected a number in (0, 1]")
 
 
 def _check_targets(cfg: Config, group_names=None):

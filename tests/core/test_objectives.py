@@ -26,6 +26,24 @@ def test_rewards_weights_and_policy_loss_match_hand_computation():
     assert objectives.nll_loss(tf.constant(logq)).numpy() == pytest.approx(-logq.mean(), rel=1e-6)  # t = 0..T
 
 
+def test_return_credit_is_the_normalised_reward_to_go():
+    rng = np.random.default_rng(1)
+    rewards = rng.normal(size=(4, 16))  # [T, B]
+    for gamma in (1.0, 0.7):
+        togo = np.stack([sum(gamma ** (s - t) * rewards[s] for s in range(t, 4)) for t in range(4)])
+        got = objectives.reward_to_go(tf.constant(rewards, tf.float32), gamma).numpy()
+        np.testing.assert_allclose(got, togo, rtol=1e-5, atol=1e-5)
+        w = objectives.policy_weights(tf.constant(rewards, tf.float32), gamma, credit="return").numpy()
+        want = (togo - togo.mean(1, keepdims=True)) / (togo.std(1, keepdims=True) + 1e-8)
+        np.testing.assert_allclose(w, want, rtol=1e-4, atol=1e-4)
+    # gamma = 1: a choice's return is the gain from it to the end of the episode
+    logq = rng.normal(size=(5, 3))
+    togo = objectives.reward_to_go(objectives.step_rewards(tf.constant(logq, tf.float32)), 1.0).numpy()
+    np.testing.assert_allclose(togo, logq[-1][None] - logq[:-1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="credit"):
+        objectives.policy_weights(tf.constant(rewards, tf.float32), 1.0, credit="future")
+
+
 def test_policy_weights_are_constants_for_the_gradient():
     r = tf.Variable([[1.0, 2.0, 4.0]])
     with tf.GradientTape() as tape:

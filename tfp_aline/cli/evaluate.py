@@ -31,11 +31,21 @@ def evaluate_command(
     exact=True,
     progress=True,
     argv=None,
+    spce_samples=100_000,
+    pool=None,
+    horizon=None,
+    initial_context=None,
 ) -> int:
     """Load RUN_DIR, evaluate every method, write the report files; print where they are."""
     for name, value in (("--episodes", episodes), ("--baseline-episodes", baseline_episodes)):
         if value is not None and value < 2:
             raise TfpAlineError(f"{name} must be at least 2 (intervals need two people), got {value}")
+    for name, value, low in (("--pool", pool, 1), ("--horizon", horizon, 1), ("--initial-context", initial_context, 0)):
+        if value is not None and value < low:
+            raise TfpAlineError(f"{name} must be at least {low}, got {value}")
+    if spce_samples < 0:
+        raise TfpAlineError(f"--spce-samples must be >= 0 (0 skips the bounds), got {spce_samples}")
+    sizes = dict(spce_samples=spce_samples, num_candidates=pool, horizon=horizon, num_initial_context=initial_context)
     if nuts_people < 0:
         raise TfpAlineError(f"--nuts-people must be >= 0, got {nuts_people}")
     out = Path(out) if out is not None else Path(run_dir) / "evaluation"
@@ -66,7 +76,17 @@ def evaluate_command(
 
     with stop_on_signals(on_signal):
         result = _evaluate(
-            run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress, should_stop
+            run_dir,
+            episodes,
+            methods,
+            seed,
+            baseline_episodes,
+            targets,
+            nuts_people,
+            exact,
+            progress,
+            should_stop,
+            sizes,
         )
         if stopped:
             _write_partial(result, received[0], out, run_dir, command)  # raises Stopped
@@ -75,7 +95,9 @@ def evaluate_command(
     return 0
 
 
-def _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress, should_stop):
+def _evaluate(
+    run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress, should_stop, sizes
+):
     from tfp_aline.devices import describe_devices
     from tfp_aline.evaluation.evaluate import EvalSettings, evaluate_run
     from tfp_aline.runs import load_run
@@ -100,6 +122,7 @@ def _evaluate(run_dir, episodes, methods, seed, baseline_episodes, targets, nuts
         seed=seed,
         exact=exact,
         nuts_people=nuts_people,
+        **sizes,
     )
     return evaluate_run(run, settings, progress=progress, should_stop=should_stop)
 

@@ -225,6 +225,24 @@ def _add_evaluate(sub):
         help="NUTS check of the policy's final posterior on this many people, any task (default 0)",
     )
     p.add_argument("--no-exact", action="store_true", help="skip the exact reference posterior at every step")
+    p.add_argument(
+        "--spce-samples",
+        type=int,
+        default=100_000,
+        help="contrastive prior draws L of the sPCE/sNMC bounds on total EIG at step T; 0 skips them "
+        "(default 100000; the paper uses 1e6 for location finding)",
+    )
+    p.add_argument(
+        "--pool", type=int, default=None, help="candidates per person (default: the config's episodes.num_candidates)"
+    )
+    p.add_argument("--horizon", type=int, default=None, help="queries per person (default: the config's)")
+    p.add_argument(
+        "--initial-context",
+        type=int,
+        default=None,
+        help="random designs every method starts from, before its queries (default: the config's "
+        "episodes.num_initial_context; the paper's BED protocol: 1)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output dir (default: RUN_DIR/evaluation)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -248,6 +266,10 @@ def run_evaluate(args) -> int:
         exact=not args.no_exact,
         progress=not args.no_progress,
         argv=args.argv,
+        spce_samples=args.spce_samples,
+        pool=args.pool,
+        horizon=args.horizon,
+        initial_context=args.initial_context,
     )
 
 

@@ -55,8 +55,32 @@ def step_rewards(logq):
     return logq[1:] - logq[:-1]
 
 
-def policy_weights(rewards, gamma, global_batch=True):
-    """gamma^t * (R_t normalised across the batch per step), a constant for the gradient: [T, B]."""
+CREDITS = ("step", "return")
+
+
+def reward_to_go(rewards, gamma):
+    """G_t = sum_{s >= t} gamma^(s - t) R_s: [T, B] -> [T, B]. With gamma = 1 it is the gain from
+    choice t to the end, log q(target | D_T) - log q(target | D_{t-1})."""
+    steps = tf.range(tf.shape(rewards)[0])
+    lag = tf.cast(steps[None, :] - steps[:, None], rewards.dtype)  # [t, s] = s - t
+    discount = tf.where(lag >= 0, tf.pow(tf.cast(gamma, rewards.dtype), tf.maximum(lag, 0.0)), 0.0)
+    return tf.linalg.matmul(discount, rewards)
+
+
+def policy_weights(rewards, gamma, global_batch=True, credit="step"):
+    """The REINFORCE weight of each choice, a constant for the gradient: [T, B] -> [T, B].
+
+    credit 'step': gamma^t * (R_t normalised across the batch per step), each choice paid only
+    its own immediate gain (the paper's rule). 'return': the reward-to-go G_t (`reward_to_go`)
+    normalised across the batch per step, so a choice is also paid for what later choices gain
+    from it; the per-step batch mean is the baseline.
+    """
+    if credit not in CREDITS:
+        raise ValueError(f"credit {credit!r}: expected one of {CREDITS}")
+    if credit == "return":
+        returns = reward_to_go(rewards, gamma)
+        mean, std = _batch_moments(returns, global_batch)
+        return tf.stop_gradient((returns - mean) / (std + 1e-8))
     mean, std = _batch_moments(rewards, global_batch)
     normalised = (rewards - mean) / (std + 1e-8)
     discount = tf.pow(tf.cast(gamma, rewards.dtype), tf.range(1, tf.shape(rewards)[0] + 1, dtype=rewards.dtype))

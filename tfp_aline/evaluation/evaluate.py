@@ -43,6 +43,10 @@ class EvalSettings:
     nuts_people: int = 0
     horizon: int | None = None
     num_candidates: int | None = None
+    # Random designs every method starts from (the paper's BED protocol: one); None: the config's.
+    num_initial_context: int | None = None
+    # Contrastive prior draws L of the sPCE/sNMC bounds on total EIG at step T (0: not computed).
+    spce_samples: int = 100_000
 
 
 @dataclasses.dataclass
@@ -57,6 +61,8 @@ class EvalResult:
     horizon: int
     task_name: str
     reference_name: str = "NUTS"  # the task's exact reference posterior (NUTS, Laplace, grid, ...)
+    num_candidates: int | None = None  # the candidate pool N of every person
+    num_initial: int = 0  # random designs every method started from
 
 
 def available_methods(task) -> tuple[str, ...]:
@@ -187,7 +193,9 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
     bar.close()
     for method, target, metric, diff in _paired_gains(got.final_logq):
         got.add(method, target, T, metric, diff)
-    return EvalResult(got.rows, got.sbc, got.chosen_x, settings, T, run.task.name, run.task.reference_name)
+    return EvalResult(
+        got.rows, got.sbc, got.chosen_x, settings, T, run.task.name, run.task.reference_name, N, ep.num_initial
+    )
 
 
 def _plan(run, settings: EvalSettings):
@@ -208,7 +216,8 @@ def _plan(run, settings: EvalSettings):
 def _shared_episodes(run, settings: EvalSettings, T: int, N: int, progress: bool) -> _Episodes:
     """Simulate the B people (N candidates each) that every method runs on."""
     e, task, model = run.cfg.episodes, run.task, run.model
-    n0, m = e.num_initial_context, e.num_predictive_targets
+    n0 = e.num_initial_context if settings.num_initial_context is None else settings.num_initial_context
+    m = e.num_predictive_targets
     seed = tf.constant([settings.seed, 0xE7A1], tf.int32)
     batch = task.sample_episodes(settings.episodes, N, seed=seed, num_initial_context=n0, num_predictive_targets=m)
     theta = batch.theta.numpy().astype(np.float64)
@@ -246,6 +255,8 @@ def _evaluate_method(ep: _Episodes, got: _Collected, bar, reusable: dict, ti: in
     has_params = bool(pmask.any())
     for t in range(T + 1):
         _step_metrics(ep, got, r, t, has_params)
+    if settings.spce_samples:
+        got.rows.extend(_spce_rows(task, r, T, settings))
     if method_name == "policy" and settings.nuts_people and has_params:
         got.rows.extend(
             _nuts_check(
@@ -265,6 +276,30 @@ def _acquire(ep: _Episodes, bar, reusable: dict, method_name: str, b, tmask):
     if acq.target_agnostic:
         reusable[method_name] = result
     return result
+
+
+def _spce_rows(task, r: _MethodRun, T: int, settings: EvalSettings) -> list:
+    """sPCE and sNMC bounds on the total EIG of all the data the method ended with (initial context
+    included), and their limit log(L + 1), at step T. The contrastive set is the same for every
+    method (its seed depends on the evaluation seed only)."""
+    from tfp_aline.evaluation.spce import contrastive_bounds
+
+    s = r.result.state
+    bounds = contrastive_bounds(
+        task,
+        r.theta.astype(np.float32),
+        s.context_x,
+        s.context_y,
+        s.context_mask,
+        num_contrastive=settings.spce_samples,
+        seed=(settings.seed, 0x5BCE),
+    )
+    n, limit = len(bounds.spce), bounds.limit
+    return [
+        (r.method, r.target, T, "spce", *M.summarize(bounds.spce)),
+        (r.method, r.target, T, "snmc", *M.summarize(bounds.snmc)),
+        (r.method, r.target, T, "spce_limit", limit, limit, limit, n),
+    ]
 
 
 def _timing_rows(method_name: str, target: str, result, n_ep: int, T: int) -> list:

@@ -28,6 +28,9 @@ SUMMARY = (
     "log_loss",
     "brier",
     "auc",
+    "spce",
+    "snmc",
+    "spce_limit",
     "ms_per_decision",
 )
 CURVES = ("log_q", "rmse_mean", "rmse_paper", "rmse_paper_exact", "coverage90", "log_loss", "auc")
@@ -199,7 +202,9 @@ def _intro_lines(result, run_dir, command: str) -> list:
         "",
         f"Task `{result.task_name}`; {s.episodes} simulated people per target "
         f"(non-amortized baselines on the first {min(s.baseline_episodes or s.episodes, s.episodes)}), "
-        f"horizon T={result.horizon}, seed {s.seed}. Every method ran on the same people, candidate pools and "
+        f"horizon T={result.horizon}, a pool of {result.num_candidates} candidates per person"
+        + (f" after {result.num_initial} random initial design(s)" if result.num_initial else "")
+        + f", seed {s.seed}. Every method ran on the same people, candidate pools and "
         "targets. Values are means over people with 95% intervals (normal approximation; AUC: "
         "pooled, bootstrap over people).",
         "",
@@ -216,7 +221,10 @@ def _intro_lines(result, run_dir, command: str) -> list:
         "of true values inside the central intervals; `_exact` the same for the exact reference "
         f"posterior of the same data (for this task: {result.reference_name}); "
         "`log_loss`, `brier`, `auc` on held-out days (references: `oracle` knows theta, "
-        "`prior` knows only the prior); `ms_per_decision` median wall time per decision per person.",
+        "`prior` knows only the prior); `spce` and `snmc` the sequential prior contrastive lower and "
+        "nested Monte Carlo upper bounds on the total EIG (nats) of all the data a method ended with, "
+        f"with L = {s.spce_samples} contrastive prior draws (`spce_limit` = log(L + 1), the most sPCE can "
+        "show); `ms_per_decision` median wall time per decision per person.",
         "",
     ]
     return lines

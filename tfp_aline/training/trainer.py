@@ -47,21 +47,22 @@ def target_table(cfg: Config, task) -> tf.Tensor:
     return tf.concat([target_mask(task, name, 1, m) for name in cfg.target_names], axis=0)
 
 
-def sample_inputs(task, cfg: Config, targets, batch_size: int, seed):
+def sample_inputs(task, cfg: Config, targets, batch_size: int, seed, num_candidates: int | None = None):
     """Episodes, a target mask per episode (drawn from p(target)) and the choice noise, from one
-    stateless seed: (EpisodeBatch, [B, L + M] bool, [T, B, N])."""
+    stateless seed: (EpisodeBatch, [B, L + M] bool, [T, B, N]); N is the episodes' pool unless given."""
     e = cfg.episodes
+    n = num_candidates or e.num_candidates
     s_episodes, s_targets, s_noise = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
     batch = task.sample_episodes(
         batch_size,
-        e.num_candidates,
+        n,
         seed=s_episodes,
         num_initial_context=e.num_initial_context,
         num_predictive_targets=e.num_predictive_targets,
     )
     log_p = tf.math.log(tf.constant([cfg.target_probs], tf.float32))
     kinds = tf.random.stateless_categorical(log_p, batch_size, s_targets, dtype=tf.int32)[0]
-    noise = choice_noise(s_noise, e.horizon, batch_size, e.num_candidates)
+    noise = choice_noise(s_noise, e.horizon, batch_size, n)
     return batch, tf.gather(targets, kinds), noise
 
 
@@ -121,8 +122,11 @@ class Trainer:
             for w in (True, False)
         }
         self._compute = {w: tf.function(lambda *a, w=w: self._distributed_compute(*a, warmup=w)) for w in (True, False)}
+        self._nll_gradients = tf.function(self._replica_nll_gradients, jit_compile=jit)
+        self._compute_nll = tf.function(self._distributed_nll)
         self._apply = tf.function(self._apply_gradients)
-        self._sample = tf.function(self._sample_epoch)
+        self._samplers = {}  # pool size -> the sampling tf.function for that pool
+        self._policy_ids = {id(v) for v in self.model.policy_head.trainable_variables}
         self.validator = None
         if cfg.logging.validate_every and any(n != "predictive" for n in cfg.target_names):
             from tfp_aline.training.validation import Validator
@@ -130,12 +134,23 @@ class Trainer:
             self.validator = Validator(self.task, cfg, cfg.logging.validation_people, cfg.seed + 0xFA1)
 
     # ---- one epoch -------------------------------------------------------------------------
-    def _sample_epoch(self, epoch):
+    def _sample(self, epoch, stream=0, num_candidates=None):
+        """`_sample_epoch` compiled once per pool size (a new pool size changes shapes)."""
+        if num_candidates not in self._samplers:
+            self._samplers[num_candidates] = tf.function(lambda e, s: self._sample_epoch(e, s, num_candidates))
+        return self._samplers[num_candidates](epoch, tf.constant(stream, tf.int32))
+
+    def _sample_epoch(self, epoch, stream=0, num_candidates=None):
         """The global batch of an epoch, its per-episode targets, choice noise and the steps to
-        differentiate (all from the seed)."""
+        differentiate (all from the seed). stream 0 is the epoch's main batch; the extra
+        inference-only updates draw from streams 1, 2, ... (an int32 tensor)."""
         base = tf.constant([self.cfg.seed, 0x5EED], tf.int32)
         seed = tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int32))
-        batch, tmask, noise = sample_inputs(self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed)
+        # Stream 0 keeps the seed it always had, so runs without extra updates are unchanged.
+        seed = tf.where(stream > 0, tf.random.experimental.stateless_fold_in(seed, 0x57E0 + stream), seed)
+        batch, tmask, noise = sample_inputs(
+            self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed, num_candidates
+        )
         steps = sample_steps(
             tf.random.experimental.stateless_fold_in(seed, 1),
             self.cfg.episodes.horizon,
@@ -160,22 +175,15 @@ class Trainer:
         variables = self.model.trainable_variables
         if warmup:
             chosen = random_choices(noise, horizon)
-            final = state_from_choices(batch, chosen)
-            grads, inf_logq, tgt_logq = stepwise_gradients(
-                self.model, batch, tmask, final, chosen, None, t.alpha, variables, steps=steps, scale=scale
-            )
-            nll = objectives.nll_loss(inf_logq)  # over the k differentiated steps: unbiased for all T + 1
-            stats = {"loss/nll": nll, "loss/policy": tf.constant(0.0), "loss/total": nll}
-            index = tf.cast(steps, tf.int32)[:, None]
-            evaluated = tf.scatter_nd(index, tf.ones([tf.shape(index)[0]], tf.float32), [horizon + 1])
-            logq = tf.scatter_nd(index, tf.reduce_mean(tgt_logq, 1), [horizon + 1])
-            return grads, stats, logq, evaluated
+            return (*self._replica_nll_gradients(batch, tmask, chosen, steps, num_replicas), chosen)
         result = rollout(self.model, batch, tmask, horizon, "sample", noise, training=True)
         rewards = objectives.step_rewards(result.logq)
+        if t.clamp_rewards:
+            rewards = tf.maximum(rewards, 0.0)
         # Under XLA the all-reduce cannot sit inside the compiled function: with several
         # replicas and jit_compile, rewards are normalised over each replica's share instead.
         global_batch = not (t.jit_compile and num_replicas > 1)
-        weights = objectives.policy_weights(rewards, t.gamma, global_batch)
+        weights = objectives.policy_weights(rewards, t.gamma, global_batch, credit=t.credit)
         nll = objectives.nll_loss(result.inference_logq)
         pg = objectives.policy_loss(weights, result.log_pi)
         stats = {
@@ -188,7 +196,58 @@ class Trainer:
         grads, _, _ = stepwise_gradients(
             self.model, batch, tmask, result.state, result.chosen, weights, t.alpha, variables, steps=steps, scale=scale
         )
-        return grads, stats, tf.reduce_mean(result.logq, axis=1), tf.ones([horizon + 1])
+        return grads, stats, tf.reduce_mean(result.logq, axis=1), tf.ones([horizon + 1]), result.chosen
+
+    def _replica_nll_gradients(self, batch, tmask, chosen, steps, num_replicas: int):
+        """The inference loss alone on episodes whose choices are known ([T, B] int32): warm-up's
+        random queries, or the policy's own in the extra inference-only updates. Only the
+        differentiated steps run the network. Returns (grads, stats, target log q [T + 1] at the
+        evaluated steps, evaluated-steps mask [T + 1])."""
+        horizon = self.cfg.episodes.horizon
+        final = state_from_choices(batch, chosen)
+        grads, inf_logq, tgt_logq = stepwise_gradients(
+            self.model,
+            batch,
+            tmask,
+            final,
+            chosen,
+            None,
+            self.cfg.training.alpha,
+            self.model.trainable_variables,
+            steps=steps,
+            scale=1.0 / num_replicas,
+        )
+        nll = objectives.nll_loss(inf_logq)  # over the k differentiated steps: unbiased for all T + 1
+        stats = {"loss/nll": nll, "loss/policy": tf.constant(0.0), "loss/total": nll}
+        index = tf.cast(steps, tf.int32)[:, None]
+        evaluated = tf.scatter_nd(index, tf.ones([tf.shape(index)[0]], tf.float32), [horizon + 1])
+        logq = tf.scatter_nd(index, tf.reduce_mean(tgt_logq, 1), [horizon + 1])
+        return grads, stats, logq, evaluated
+
+    def _replica_share(self, batch, tmask):
+        """This replica's rows of the global batch: (take, batch, tmask); `take` slices axis 0."""
+        ctx = tf.distribute.get_replica_context()
+        n, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+        share = self.cfg.episodes.batch_size // n
+        take = lambda x: x[rid * share : (rid + 1) * share]  # noqa: E731  (batch axis first)
+        return take, tf.nest.map_structure(take, batch), take(tmask)
+
+    def _replica_nll_step(self, batch, tmask, chosen, steps):
+        ctx = tf.distribute.get_replica_context()
+        n = ctx.num_replicas_in_sync
+        take, batch, tmask = self._replica_share(batch, tmask)
+        chosen = tf.transpose(take(tf.transpose(chosen)))
+        grads, stats, _, _ = (
+            self._nll_gradients(batch, tmask, chosen, steps, n)
+            if self.cfg.training.jit_compile
+            else self._replica_nll_gradients(batch, tmask, chosen, steps, n)
+        )
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads), stats
+
+    def _distributed_nll(self, batch, tmask, chosen, steps):
+        grads, stats = self.strategy.run(self._replica_nll_step, args=(batch, tmask, chosen, steps))
+        mean = lambda x: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, x, axis=None)  # noqa: E731
+        return [mean(g) for g in grads], {k: mean(v) for k, v in stats.items()}
 
     def _replica_step(self, batch, tmask, noise, steps, warmup: bool):
         ctx = tf.distribute.get_replica_context()
@@ -198,36 +257,77 @@ class Trainer:
         batch = tf.nest.map_structure(take, batch)
         tmask, noise = take(tmask), noise[:, rid * share : (rid + 1) * share]
         if self.cfg.training.jit_compile:
-            grads, stats, logq, evaluated = self._gradients[warmup](batch, tmask, noise, steps, n)
+            grads, stats, logq, evaluated, chosen = self._gradients[warmup](batch, tmask, noise, steps, n)
         else:  # not nested in a tf.function, so the reward normalisation can all-reduce
-            grads, stats, logq, evaluated = self._replica_gradients(batch, tmask, noise, steps, warmup, n)
+            grads, stats, logq, evaluated, chosen = self._replica_gradients(batch, tmask, noise, steps, warmup, n)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        return grads, stats, logq, evaluated
+        if n > 1:  # every replica gets the whole batch's choices, for the extra inference updates
+            chosen = ctx.all_gather(chosen, axis=1)
+        return grads, stats, logq, evaluated, chosen
 
     def _distributed_compute(self, batch, tmask, noise, steps, warmup: bool):
-        grads, stats, logq, evaluated = self.strategy.run(self._replica_step, args=(batch, tmask, noise, steps, warmup))
+        grads, stats, logq, evaluated, chosen = self.strategy.run(
+            self._replica_step, args=(batch, tmask, noise, steps, warmup)
+        )
         mean = lambda x: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, x, axis=None)  # noqa: E731
         grads = [mean(g) for g in grads]  # identical on every replica after the all-reduce
         stats = {k: mean(v) for k, v in stats.items()}
         stats["optim/grad_norm"] = tf.linalg.global_norm(grads)
-        return grads, stats, mean(logq), mean(evaluated)
+        chosen = self.strategy.experimental_local_results(chosen)[0]
+        return grads, stats, mean(logq), mean(evaluated), chosen
 
-    def _apply_gradients(self, grads):
+    def _apply_gradients(self, grads, lr_factor, policy_head: bool):
+        """One optimizer update. Variables outside the policy head move `lr_factor` of the
+        optimizer's step (Adam's moments do not depend on the learning rate, so this is exactly a
+        lower learning rate for them); `policy_head=False` leaves the policy head untouched."""
         clipped, _ = tf.clip_by_global_norm(grads, self.cfg.training.clip_norm)
+        variables = self.model.trainable_variables
+        pairs = [(g, v) for g, v in zip(clipped, variables) if policy_head or id(v) not in self._policy_ids]
+        scaled = [v for _, v in pairs if id(v) not in self._policy_ids] if lr_factor != 1.0 else []
+        before = [tf.identity(v) for v in scaled]
         # Cross-replica context: Keras applies these (already reduced) gradients to every mirror.
-        self.optimizer.apply_gradients(zip(clipped, self.model.trainable_variables))
+        self.optimizer.apply_gradients(pairs)
+        for v, old in zip(scaled, before):
+            v.assign(old + lr_factor * (v - old))
 
     def train_epoch(self, epoch: int):
         """One epoch: returns (stats dict of floats, (target log q per step [T + 1], evaluated-steps
-        mask [T + 1]), applied?). Warm-up evaluates only the differentiated steps."""
-        warmup = epoch < self.cfg.training.warmup_epochs
-        batch, tmask, noise, steps = self._sample(tf.constant(epoch, tf.int64))
-        grads, stats, logq, evaluated = self._compute[warmup](batch, tmask, noise, steps)
+        mask [T + 1]), applied?). Warm-up evaluates only the differentiated steps. A policy epoch
+        may follow its update with extra inference-only updates (`training.inference_updates` on
+        its own episodes, `training.random_updates` on fresh random-query episodes)."""
+        t = self.cfg.training
+        warmup = epoch < t.warmup_epochs
+        pool = None if warmup or not t.pool_sizes else t.pool_sizes[epoch % len(t.pool_sizes)]
+        batch, tmask, noise, steps = self._sample(tf.constant(epoch, tf.int64), 0, pool)
+        grads, stats, logq, evaluated, chosen = self._compute[warmup](batch, tmask, noise, steps)
         stats = {k: float(v) for k, v in stats.items()}
         finite = all(math.isfinite(v) for v in stats.values())
-        if finite:
-            self._apply(grads)
-        return stats, (logq.numpy(), evaluated.numpy()), finite
+        if not finite:
+            return stats, (logq.numpy(), evaluated.numpy()), False
+        lr = 1.0 if warmup else float(t.policy_phase_lr_factor)  # a Python float: one trace per value
+        self._apply(grads, lr, True)
+        if not warmup:
+            self._extra_inference_updates(epoch, batch, tmask, chosen, lr, pool)
+        return stats, (logq.numpy(), evaluated.numpy()), True
+
+    def _extra_inference_updates(self, epoch: int, batch, tmask, chosen, lr, pool):
+        """The policy phase's extra inference-only updates. The optimizer's step counter is set back
+        afterwards, so the learning-rate schedule still counts epochs."""
+        t = self.cfg.training
+        if not (t.inference_updates or t.random_updates):
+            return
+        iterations = int(self.optimizer.iterations.numpy())
+        for j in range(t.inference_updates):  # the policy's own episodes, at fresh steps
+            _, _, _, steps = self._sample(tf.constant(epoch, tf.int64), 1 + j, pool)
+            grads, stats = self._compute_nll(batch, tmask, chosen, steps)
+            if math.isfinite(float(stats["loss/nll"])):
+                self._apply(grads, lr, False)
+        for j in range(t.random_updates):  # fresh episodes with random queries, as in warm-up
+            b, m, noise, steps = self._sample(tf.constant(epoch, tf.int64), 1 + t.inference_updates + j, None)
+            grads, stats, *_ = self._compute[True](b, m, noise, steps)
+            if math.isfinite(float(stats["loss/nll"])):
+                self._apply(grads, lr, False)
+        self.optimizer.iterations.assign(iterations)
 
     # ---- the loop --------------------------------------------------------------------------
     def weights_finite(self) -> bool:
