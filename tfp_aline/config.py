@@ -349,7 +349,7 @@ def training_bytes(cfg: Config) -> int:
     d, ff, layers = n.embed_dim, n.ff_dim, n.num_layers
     weights = layers * (4 * d * d + 2 * d * ff) + 4 * 128 * d + 3 * 128 * 3 * n.num_components
     keys = e.num_initial_context + e.horizon + e.num_predictive_targets + 32
-    tokens = max(e.num_candidates, *cfg.training.pool_sizes) + keys
+    tokens = max((e.num_candidates, *cfg.training.pool_sizes)) + keys
     activations = e.batch_size * layers * (tokens * (8 * d + 2 * ff) + n.num_heads * tokens * keys)
     return 4 * (4 * weights + activations)
 
