@@ -206,11 +206,12 @@ def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
     if logdir.exists() and not logdir.is_dir():
         raise TrainingError(f"{logdir}: exists and is not a folder; choose another --logdir")
     created = not logdir.exists()
-    lock_run_dir(logdir)  # first: another process may be about to write what the checks below read
+    locked_now = lock_run_dir(logdir)  # first: another process may be about to write what the checks read
     try:
         found = _check_run_dir(logdir, cfg, resume)
     except BaseException:
-        release_run_dir(logdir)
+        if locked_now:  # a lock this process already held (an earlier Trainer) stays
+            release_run_dir(logdir)
         if created:
             with contextlib.suppress(OSError):
                 logdir.rmdir()
@@ -272,10 +273,11 @@ def _check_resume_config(logdir: Path, cfg, error):
 _LOCKS: dict = {}
 
 
-def lock_run_dir(logdir) -> None:
+def lock_run_dir(logdir) -> bool:
     """Create LOGDIR if needed and lock it for this process (flock on the folder itself, so no lock
     file is left inside); released by `release_run_dir` or when the process ends, even by kill -9.
-    A folder another process trains into is refused; this process may lock it again."""
+    A folder another process trains into is refused; this process may lock it again. Returns
+    whether this call took the lock (False: this process held it already)."""
     import fcntl
 
     logdir = Path(logdir)
@@ -285,7 +287,7 @@ def lock_run_dir(logdir) -> None:
         raise TrainingError(f"--logdir {logdir}: cannot create the run folder ({e.strerror or e})") from None
     key = os.path.realpath(logdir)
     if key in _LOCKS:
-        return
+        return False
     fd = os.open(key, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -296,6 +298,7 @@ def lock_run_dir(logdir) -> None:
             "or choose another --logdir (nothing was changed)"
         ) from None
     _LOCKS[key] = fd
+    return True
 
 
 def release_run_dir(logdir) -> None:
