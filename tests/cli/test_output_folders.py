@@ -138,3 +138,12 @@ def test_evaluate_over_an_older_report_replaces_it_whole(run_copy, tmp_path):
     assert main(["evaluate", "--run", str(run_copy), "--out", str(out), *EVAL_ARGS]) == 0
     assert not (out / "stale.png").exists() and (out / "metrics.csv").read_bytes() != b"older metrics.csv"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "report"]
+
+
+def test_evaluate_whose_partial_folder_would_be_a_run_is_refused(run_copy, tmp_path, capsys):
+    out = tmp_path / "report"
+    shutil.copytree(run_copy, tmp_path / "report-partial")
+    before = snapshot(tmp_path / "report-partial")
+    assert main(["evaluate", "--run", str(run_copy), "--out", str(out), *EVAL_ARGS]) == 2
+    assert "the partial-results folder" in one_error_line(capsys)
+    assert snapshot(tmp_path / "report-partial") == before

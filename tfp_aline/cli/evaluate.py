@@ -52,6 +52,7 @@ def evaluate_command(
     tensorboard_dir = Path(run_dir) / "eval"
     check_output_dir(out, "--out")  # before the work, not after it
     check_report_dir(out, "--out", keep=[run_dir])  # replaced as a whole at the end
+    check_report_dir(out.with_name(out.name + PARTIAL_SUFFIX), "the partial-results folder", keep=[run_dir])
     check_output_dir(tensorboard_dir, "the TensorBoard folder")
     quiet.import_tensorflow()
     from tfp_aline.signals import stop_on_signals

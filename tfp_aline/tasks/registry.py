@@ -15,6 +15,7 @@ BUILTIN = {
     "psychometric": "tfp_aline.tasks.psychometric.task:PsychometricTask",
 }
 SELECTORS = ("name", "class")
+BUILTIN_TARGETS = ("all", "predictive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,5 +161,11 @@ def check_targets(cfg: TaskConfig, validate_groups, num_predictive_targets: int)
     """Check a config's targets against the task without building it: `validate_groups` gets the
     task's group names; predictive targets are checked against the task's outcome type."""
     cls, options = _class_and_options(cfg)
-    validate_groups(_task_call(cfg, f"{cls.__name__}.group_names", cls.group_names, options))
+    groups = _task_call(cfg, f"{cls.__name__}.group_names", cls.group_names, options)
+    clash = [g for g in groups if g in BUILTIN_TARGETS]
+    if clash:  # the built-in target would silently win over the group
+        raise ConfigError(
+            f"task {cfg.name!r}: parameter group {clash[0]!r} has the name of a built-in target; rename it"
+        )
+    validate_groups(groups)
     _task_call(cfg, f"{cls.__name__}.check_predictive", cls.check_predictive, num_predictive_targets)
