@@ -131,6 +131,7 @@ def test_evaluate_over_an_older_report_on_a_full_disk_leaves_it_whole(run_copy, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "report"]
 
 
+@pytest.mark.slow  # a real evaluation: about 20 s on one core (the full-disk case above runs by default)
 def test_evaluate_over_an_older_report_replaces_it_whole(run_copy, tmp_path):
     out = tmp_path / "report"
     old_report(out)
