@@ -82,12 +82,24 @@ class AdviceService:
         header = list(dict.fromkeys(k for day in days for k in day))
         return HistoryRows(name, tuple(header), tuple(tuple(day.get(k) for k in header) for day in days))
 
-    def advise(self, days: list, future: list | None = None, target="all", max_context: int | None = None) -> dict:
-        """Advice as `tfp-aline advise --format json` gives it; bad input raises `TfpAlineError` with the
+    def prepare(self, days: list, future: list | None = None, target="all", max_context: int | None = None):
+        """Check a request's days and build its model inputs; bad input raises `TfpAlineError` with the
         CLI's message."""
         history = self.rows("days", days)
         coming = self.rows("future", future) if future else None  # [] means no coming days
         if not isinstance(target, str):
             target = tuple(target)
-        prepared = self.batched.prepare(history, target=target, future_days=coming, max_context=max_context)
-        return self.batched.finish(prepared, self.batcher.submit(prepared).result())
+        return self.batched.prepare(history, target=target, future_days=coming, max_context=max_context)
+
+    def submit(self, prepared):
+        """A future for the network's outputs; the forward pass is shared with whatever else waits."""
+        return self.batcher.submit(prepared)
+
+    def finish(self, prepared, outputs) -> dict:
+        """The answer: the content of `tfp-aline advise --format json`."""
+        return self.batched.finish(prepared, outputs)
+
+    def advise(self, days: list, future: list | None = None, target="all", max_context: int | None = None) -> dict:
+        """prepare, submit, wait, finish: one request start to end (for callers without an event loop)."""
+        prepared = self.prepare(days, future, target, max_context)
+        return self.finish(prepared, self.submit(prepared).result())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -82,12 +83,16 @@ def create_app(service: AdviceService) -> FastAPI:
     def health():
         return service.health()
 
-    # A plain `def`: FastAPI runs it in its thread pool, so the event loop keeps accepting requests
-    # while TensorFlow computes (TensorFlow releases the GIL inside its kernels).
+    # Checking the days and building the answer run on the event loop, one request after another
+    # (Python work: threads would only contend for the GIL and stretch every request); the network
+    # call runs on the batcher's thread, which releases the GIL while TensorFlow computes, and is
+    # shared by all requests waiting at that moment.
     @app.post("/advice", response_model=AdviceResponse, responses=REFUSALS)
-    def advice(body: AdviceRequest):
+    async def advice(body: AdviceRequest):
         try:
-            result = service.advise(body.days, body.future, body.target, body.max_context)
+            prepared = service.prepare(body.days, body.future, body.target, body.max_context)
+            outputs = await asyncio.wrap_future(service.submit(prepared))
+            result = service.finish(prepared, outputs)
         except RequestTooLarge as e:
             return _error(413, str(e))
         except TfpAlineError as e:
