@@ -36,6 +36,12 @@ def percentiles_ms(seconds) -> str:
     return f"p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  p99 {p99:7.2f} ms"
 
 
+def cpu_seconds(pid) -> float:
+    """User + system CPU time of a process (all its threads), from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def in_process(run, bodies, calls):
     """Latency of the same advice computed in this process (no HTTP): the reader, the network and the
     JSON-able result, as the service computes them per request."""
@@ -45,13 +51,13 @@ def in_process(run, bodies, calls):
     cycle = itertools.cycle(bodies)
     for _ in range(WARMUP):
         service.advise(next(cycle)["days"])
-    times = []
+    times, cpu = [], time.process_time()
     for _ in range(calls):
         days = next(cycle)["days"]
         start = time.perf_counter()
         service.advise(days)
         times.append(time.perf_counter() - start)
-    return times
+    return times, (time.process_time() - cpu) / calls
 
 
 async def load(url, bodies, clients, requests):
@@ -118,8 +124,13 @@ def main(argv=None):
     server = None if args.url else ServerProcess(args.run, log=log)
     url = args.url or server.url
     try:
-        local = in_process(args.run, bodies, args.in_process_calls)
+        local, local_cpu = in_process(args.run, bodies, args.in_process_calls)
+        server_cpu, client_cpu = (cpu_seconds(server.proc.pid) if server else 0.0), time.process_time()
         latencies, errors, wall = asyncio.run(load(url, bodies, args.clients, args.requests))
+        # Includes the untimed warm-up requests; per request, so it hardly matters.
+        sent = args.requests + min(WARMUP, len(bodies))
+        server_cpu = (cpu_seconds(server.proc.pid) - server_cpu) / sent if server else float("nan")
+        client_cpu = (time.process_time() - client_cpu) / sent
         n_probes, statuses, failures, healthy = malformed(
             url, days, args.malformed, DEFAULT_MAX_DAYS, DEFAULT_MAX_BODY_BYTES
         )
@@ -135,8 +146,15 @@ def main(argv=None):
     )
     rate = args.requests / wall
     print(f"  HTTP       {percentiles_ms(latencies)}  throughput {rate:7.1f} req/s  errors {len(errors)}")
-    print(f"  in-process {percentiles_ms(local)}  ({args.in_process_calls} sequential calls, same histories)")
+    print(
+        f"  in-process {percentiles_ms(local)}  ({args.in_process_calls} sequential calls, same histories; "
+        f"CPU {1e3 * local_cpu:.2f} ms per call)"
+    )
     print(f"  p50 HTTP / in-process: {np.median(latencies) / np.median(local):.2f}x")
+    print(
+        f"  CPU per request: server {1e3 * server_cpu:.2f} ms, clients (this process) {1e3 * client_cpu:.2f} ms; "
+        f"wall time per request {1e3 * wall / args.requests:.2f} ms"
+    )
     for e in errors[:5]:
         print(f"  error: {e}")
     print(
