@@ -12,6 +12,7 @@ import tensorflow as tf
 from tfp_aline import atomic
 from tfp_aline.config import config_warnings, load_config
 from tfp_aline.core.rollout import rollout
+from tfp_aline.devices import make_strategy
 from tfp_aline.errors import ConfigError, warn
 from tfp_aline.paths import check_output_dir
 from tfp_aline.runs import CONFIG_FILE
@@ -78,7 +79,10 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
     if logdir is None:
         logdir = Path("runs") / f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         check_output_dir(logdir, "--logdir")
-    trainer = Trainer(cfg, logdir, resume=resume)  # refuses a clashing run dir before any work
+    # MultiWorkerMirroredStrategy configures TensorFlow's collective ops, which is allowed only before
+    # the runtime starts: it must exist before the task or the model runs a single op.
+    strategy = make_strategy(cfg.training.strategy) if cfg.training.strategy == "multi_worker" else None
+    trainer = Trainer(cfg, logdir, resume=resume, strategy=strategy)  # refuses a clashing run dir before any work
     for message in notes + config_warnings(cfg):
         warn(message)
     result = trainer.fit(progress=progress)
