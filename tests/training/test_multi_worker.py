@@ -81,3 +81,37 @@ def test_two_local_workers_train_the_weights_one_process_trains(tmp_path):
         f"\nmax |chief - one process| = {gap:.2e}; whole command: 2 workers {cluster_seconds:.1f} s, "
         f"one process {single_seconds:.1f} s ({EPOCHS * BATCH} episodes each)"
     )
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_stops_the_other_with_one_line(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    long = ["--set", "training.strategy=multi_worker", "--set", "training.epochs=100000"]
+    procs = []
+    for i in range(2):
+        with open(logs[i], "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    train_argv(tmp_path / f"worker{i}", *long),
+                    env=env({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    try:
+        deadline = time.monotonic() + 300
+        # Training is under way once the chief's run dir has its first checkpoint (checkpoint_every: 2).
+        while not (tmp_path / "worker0" / "checkpoints").is_dir():
+            assert time.monotonic() < deadline and procs[0].poll() is None, logs[0].read_text()
+            time.sleep(1)
+        procs[1].kill()
+        code = procs[0].wait(timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    lines = logs[0].read_text().strip().splitlines()
+    assert code == 2, lines[-20:]
+    assert lines[-1].startswith("error: the cluster lost worker /job:worker/replica:0/task:1"), lines[-1]
+    assert "Traceback" not in logs[0].read_text()
