@@ -35,7 +35,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _where(loc) -> str:
     """('body', 'days', 3, 'Sleep duration (h)') -> "days[3]['Sleep duration (h)']"."""
-    parts = [p for p in loc if p != "body"]
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)  # a column may be called 'body' too
     out = str(parts[0]) if parts else "body"
     for p in parts[1:]:
         out += f"[{p}]" if isinstance(p, int) else f"[{p!r}]"
