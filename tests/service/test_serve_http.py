@@ -6,36 +6,30 @@ import concurrent.futures
 import io
 import shutil
 import signal
-import warnings
 import zipfile
 
 import h5py
 import httpx
 import pytest
-from conftest import ROOT
+from service_shared import RUN, rows, shipped_advisors
 
 from tfp_aline.cli.main import main
+from tfp_aline.service.batched_advice import BatchedAdvisor
 from tfp_aline.service.launch import ServerProcess
 from tfp_aline.service.probes import approx_equal, bad_requests, histories, read_days
 from tfp_aline.tasks.migraine.advice import Advisor
-from tfp_aline.tasks.migraine.history import HistoryRows, HistoryWarning
 
 MAX_DAYS, MAX_BODY = 100, 200_000
 ARGS = ["--max-days", str(MAX_DAYS), "--max-body-bytes", str(MAX_BODY)]
 TOL = 1e-5  # another process and, when batched, other kernel shapes: float32 round-off only
 
 
-def rows(name, days):
-    header = list(dict.fromkeys(k for d in days for k in d))
-    return HistoryRows(name, tuple(header), tuple(tuple(d.get(k) for k in header) for d in days))
-
-
-def expected(advisor, body):
-    """What `tfp-aline advise --format json` says for the same days."""
+def expected(batched, body):
+    """What `tfp-aline advise --format json` says for the same days (`BatchedAdvisor` gives the same
+    content as `Advisor.advise(...).to_dict()`: test_batched_advice.py; one trace instead of one per size)."""
     future = body.get("future")
-    return advisor.advise(
-        rows("days", body["days"]), future_days=rows("future", future) if future else None, **_kw(body)
-    ).to_dict()
+    coming = rows("future", future) if future else None
+    return batched.advise(rows("days", body["days"]), future_days=coming, **_kw(body))
 
 
 def _kw(body):
@@ -58,16 +52,15 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("serve") / "migraine"
-    shutil.copytree(ROOT / "models" / "migraine", run_dir, ignore=shutil.ignore_patterns("checkpoints", "evaluation"))
+    shutil.copytree(RUN, run_dir, ignore=shutil.ignore_patterns("checkpoints", "evaluation"))
     s = Served(run_dir)
     yield s
     s.server.stop()
 
 
 @pytest.fixture(scope="module")
-def advisor(served):
-    warnings.simplefilter("ignore", HistoryWarning)
-    return Advisor.from_run_dir(served.run_dir)
+def advisors():
+    return shipped_advisors()
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +85,8 @@ def test_health_and_the_generated_schema(served):
     assert "get" in schema["paths"]["/health"]
 
 
-def test_a_valid_history_gets_the_advice_the_cli_gives(served, advisor, days):
+def test_a_valid_history_gets_the_advice_the_cli_gives(served, advisors, days):
+    advisor, batched = advisors
     coming = [{k: v for k, v in d.items() if k != "migraine"} for d in days[40:43]]
     for body in (
         {"days": days[:30]},
@@ -103,7 +97,7 @@ def test_a_valid_history_gets_the_advice_the_cli_gives(served, advisor, days):
         r = post(served.server.url, body)
         assert r.status_code == 200, r.text
         got = r.json()
-        assert approx_equal(got, expected(advisor, body), TOL)
+        assert approx_equal(got, expected(batched, body), TOL)
     assert got["used_days"] == 10 and got["dropped_days"] == 30 and "left out" in got["warnings"][0]
     assert [t["parameter"] for t in got["triggers"]] == list(advisor.task.parameter_names)
     assert sum(q["probability"] for q in got["next_questions"]) == pytest.approx(1.0, abs=1e-5)
@@ -174,7 +168,7 @@ def test_a_restart_reloads_the_model(served, days):
     health = httpx.get(served.server.url + "/health").json()
     assert health["model_sha256"] != before_health["model_sha256"]
     after = post(served.server.url, body).json()
-    fresh = Advisor.from_run_dir(served.run_dir)  # the changed model, loaded here
+    fresh = BatchedAdvisor(Advisor.from_run_dir(served.run_dir))  # the changed model, loaded here
     assert approx_equal(after, expected(fresh, body), TOL)
     assert not approx_equal(after["triggers"], before["triggers"], 1e-3)
 
