@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import tensorflow as tf
 from tfp_aline import atomic
 from tfp_aline.config import config_warnings, load_config
 from tfp_aline.core.rollout import rollout
-from tfp_aline.errors import ConfigError, warn
+from tfp_aline.devices import make_strategy
+from tfp_aline.errors import ConfigError, TrainingError, warn
 from tfp_aline.paths import check_output_dir
 from tfp_aline.runs import CONFIG_FILE
 from tfp_aline.training.trainer import Trainer, sample_inputs, target_table
@@ -53,6 +55,17 @@ def format_comparison(result: dict) -> str:
     )
 
 
+def lost_worker_message(error, logdir) -> str:
+    """One line for a multi-worker run whose all-reduce failed because a worker stopped (TensorFlow's
+    own error is a page of traceback naming the task that stopped sending heartbeats)."""
+    tasks = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", error.message)))
+    who = f"worker {', '.join(tasks)}" if tasks else "a worker"
+    return (
+        f"the cluster lost {who} ({type(error).__name__}), so training stopped; start every worker again "
+        f"(with --resume --logdir {logdir} to continue from the newest checkpoint)"
+    )
+
+
 def train_command(config=None, logdir=None, overrides=(), resume=False, seed=None, progress=True, evaluate=True) -> int:
     overrides = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
     notes = []  # warnings, printed once the run dir is accepted (so a refusal stays one line)
@@ -78,10 +91,18 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
     if logdir is None:
         logdir = Path("runs") / f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         check_output_dir(logdir, "--logdir")
-    trainer = Trainer(cfg, logdir, resume=resume)  # refuses a clashing run dir before any work
+    # MultiWorkerMirroredStrategy configures TensorFlow's collective ops, which is allowed only before
+    # the runtime starts: it must exist before the task or the model runs a single op.
+    strategy = make_strategy(cfg.training.strategy) if cfg.training.strategy == "multi_worker" else None
+    trainer = Trainer(cfg, logdir, resume=resume, strategy=strategy)  # refuses a clashing run dir before any work
     for message in notes + config_warnings(cfg):
         warn(message)
-    result = trainer.fit(progress=progress)
+    try:
+        result = trainer.fit(progress=progress)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as e:
+        if strategy is None:
+            raise
+        raise TrainingError(lost_worker_message(e, logdir)) from None
     if result.interrupted:
         print(
             f"stopped at epoch {result.epoch}; checkpoint saved; continue with: "
