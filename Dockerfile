@@ -2,7 +2,7 @@
 # container one, the CPU otherwise), the pinned requirements, the package, JupyterLab and TensorBoard.
 #   docker build -t tfp-aline .
 #   docker run --rm --gpus all -v "$PWD/runs:/app/runs" tfp-aline      # the main job
-# docker-compose.yml runs the same image as three services: jupyter, tensorboard and train.
+# docker-compose.yml runs the same image as four services: jupyter, tensorboard, train and serve.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,9 +20,10 @@ WORKDIR /app
 
 # Dependencies first, so that editing the code does not reinstall them. tensorflow[and-cuda] is the
 # tensorflow version pinned in requirements.txt plus NVIDIA's CUDA and cuDNN wheels; JupyterLab is
-# only needed in the image.
+# only needed in the image; FastAPI and uvicorn are the `serve` extra of pyproject.toml, same pins.
 COPY requirements.txt ./
-RUN pip install -r requirements.txt "tensorflow[and-cuda]==2.21.0" "jupyterlab==4.6.6"
+RUN pip install -r requirements.txt "tensorflow[and-cuda]==2.21.0" "jupyterlab==4.6.6" \
+    "fastapi==0.165.0" "uvicorn==0.55.0"
 
 # The package itself (editable: /app is the code that runs).
 COPY --chown=aline:aline . .
@@ -31,6 +32,6 @@ RUN pip install --no-deps -e . \
     && chown aline:aline /app /app/runs
 
 USER aline
-EXPOSE 8888 6006
+EXPOSE 8888 6006 8000
 # The main job (README): train on the shipped table, then compare the policy with random queries.
 CMD ["tfp-aline", "train", "--config", "configs/migraine.yaml"]

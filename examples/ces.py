@@ -65,7 +65,7 @@ class CensoredNormal(tfd.Distribution):
     def __init__(self, loc, scale, low, high, validate_args=False, allow_nan_stats=True, name="CensoredNormal"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = tfp.internal.dtype_util.common_dtype([loc, scale, low, high], tf.float32)
+            dtype = tf.convert_to_tensor(loc).dtype
             self._loc = tf.convert_to_tensor(loc, dtype)
             self._scale = tf.convert_to_tensor(scale, dtype)
             self._low = tf.convert_to_tensor(low, dtype)
@@ -103,11 +103,8 @@ class CensoredNormal(tfd.Distribution):
     def _log_prob(self, x):
         normal = self._normal()
         inside = normal.log_prob(x)
-        return tf.where(
-            x <= self._low,
-            normal.log_cdf(self._low),
-            tf.where(x >= self._high, normal.log_survival_function(self._high), inside),
-        )
+        upper = tf.where(x >= self._high, normal.log_survival_function(self._high), inside)
+        return tf.where(x <= self._low, normal.log_cdf(self._low), upper)
 
 
 def log_utility(rho, alpha, z):
@@ -139,14 +136,8 @@ class CESTask(Task):
 
     def prior(self) -> tfd.Distribution:
         """p(theta): Beta(1, 1) x Dirichlet(1, 1, 1) x Normal(1, 3) side by side, event [5]."""
-        f = self.dtype
-        return tfd.Blockwise(
-            [
-                tfd.Beta(tf.constant(1.0, f), 1.0),
-                tfd.Dirichlet(tf.ones([GOODS], f)),
-                tfd.Normal(tf.constant(1.0, f), 3.0),
-            ]
-        )
+        one = tf.constant(1.0, self.dtype)
+        return tfd.Blockwise([tfd.Beta(one, 1.0), tfd.Dirichlet(tf.ones([GOODS], self.dtype)), tfd.Normal(one, 3.0)])
 
     def design_distribution(self, num_designs: int) -> tfd.Distribution:
         """Both baskets uniform on [0, 100]^3 (in units of 100): event [n, 6]."""

@@ -146,3 +146,19 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
     }
     assert {".git", ".venv", "venv", "runs", "*.egg-info"} <= ignored
     assert not {"data", "configs", "tfp_aline", "requirements.txt"} & ignored
+
+
+def test_compose_serves_the_advice_api_with_the_serve_extra_installed(compose):
+    import tomllib
+
+    serve = compose["services"]["serve"]
+    args = check_tfp_aline_command(as_argv(serve["command"]))
+    assert args.command == "serve" and (ROOT / args.run / "model.keras").is_file()
+    assert args.host == "0.0.0.0", "inside a container the service must listen beyond loopback"
+    assert f"{args.port}:{args.port}" in serve["ports"] and str(args.port) in instruction("EXPOSE")[-1].split()
+    # The image installs the `serve` extra at the versions pyproject.toml pins (pip install --no-deps -e .
+    # would not bring them).
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    runs = " ".join(instruction("RUN"))
+    for pin in extra:
+        assert f'"{pin}"' in runs, f"the Dockerfile does not install {pin}"

@@ -27,6 +27,7 @@ RANKS = {
     "tfp_aline.tasks.psychometric": 6,
     "tfp_aline.export": 7,
     "tfp_aline.cli": 7,
+    "tfp_aline.service": 7,  # the HTTP advice service (optional extra `serve`)
     "tfp_aline.__main__": 7,
 }
 

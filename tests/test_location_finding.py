@@ -143,3 +143,19 @@ def test_predictive_targets_fail_with_one_clear_line(overrides):
     message = str(e.value)
     assert "\n" not in message
     assert "location-finding.yaml" in message and "continuous outcomes" in message and "parameter targets" in message
+
+
+@pytest.mark.slow
+def test_random_designs_reproduce_the_papers_spce():
+    """The paper's Table 2 protocol for random designs: 2000 sources, T = 30 uniform designs,
+    L = 1e6 contrastive draws; the paper reports 5.17 +- 0.05. About 10 minutes on one core."""
+    from tfp_aline.evaluation.metrics import summarize
+    from tfp_aline.evaluation.spce import contrastive_bounds
+
+    task = LocationFindingTask()
+    b = task.sample_episodes(2000, 30, seed=tf.constant([0, 2000]))
+    r = contrastive_bounds(task, b.theta, b.query_x, b.query_y, num_contrastive=1_000_000, seed=(0, 0x5BCE))
+    mean, low, high, n = summarize(r.spce)
+    assert n == 2000
+    assert abs(mean - 5.17) <= (high - low) / 2 + 0.05, (mean, low, high)
+    assert np.all(r.spce <= math.log(1_000_001) + 1e-9)

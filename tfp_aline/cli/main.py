@@ -168,6 +168,40 @@ def _check_finite(advice):
         )
 
 
+def _add_serve(sub):
+    from tfp_aline.service import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DAYS
+
+    p = sub.add_parser(
+        "serve",
+        help="answer advice requests over HTTP (JSON API; needs the 'serve' extra)",
+        description="Load a trained run once and serve POST /advice (a person's days as JSON rows -> "
+        "the advice of `advise --format json`) and GET /health; the schema is at /docs and /openapi.json.",
+    )
+    p.add_argument("--run", type=Path, required=True, help="trained run dir (config.yaml + model.keras)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--max-days", type=int, default=DEFAULT_MAX_DAYS, help=f"most days per request (default: {DEFAULT_MAX_DAYS})"
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body in bytes (default: {DEFAULT_MAX_BODY_BYTES})",
+    )
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    from tfp_aline.cli.serve import check_serve_extra, serve_command
+
+    check_serve_extra()  # before TensorFlow starts: without the extra, one line and exit 2
+    quiet.import_tensorflow()
+    return serve_command(
+        args.run, host=args.host, port=args.port, max_days=args.max_days, max_body_bytes=args.max_body_bytes
+    )
+
+
 def _add_export(sub):
     p = sub.add_parser(
         "export",
@@ -288,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_advise(sub)
     _add_export(sub)
+    _add_serve(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import tensorflow as tf
 from tfp_aline import atomic
 from tfp_aline.config import config_warnings, load_config
 from tfp_aline.core.rollout import rollout
+from tfp_aline.devices import make_strategy
 from tfp_aline.errors import ConfigError, TrainingError, warn, write_problem
 from tfp_aline.paths import check_output_dir
 from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, release_run_dir, remove_stale_temporaries
@@ -54,6 +56,17 @@ def format_comparison(result: dict) -> str:
     )
 
 
+def lost_worker_message(error, logdir) -> str:
+    """One line for a multi-worker run whose all-reduce failed because a worker stopped (TensorFlow's
+    own error is a page of traceback naming the task that stopped sending heartbeats)."""
+    tasks = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", error.message)))
+    who = f"worker {', '.join(tasks)}" if tasks else "a worker"
+    return (
+        f"the cluster lost {who} ({type(error).__name__}), so training stopped; start every worker again "
+        f"(with --resume --logdir {logdir} to continue from the newest checkpoint)"
+    )
+
+
 def train_command(config=None, logdir=None, overrides=(), resume=False, seed=None, progress=True, evaluate=True) -> int:
     overrides = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
     notes = []  # warnings, printed once the run dir is accepted (so a refusal stays one line)
@@ -79,20 +92,29 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
     if logdir is None:
         logdir = Path("runs") / f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         check_output_dir(logdir, "--logdir")
-    trainer = Trainer(cfg, logdir, resume=resume)  # refuses a clashing run dir before any work; locks it
+    # MultiWorkerMirroredStrategy configures TensorFlow's collective ops, which is allowed only before
+    # the runtime starts: it must exist before the task or the model runs a single op.
+    strategy = make_strategy(cfg.training.strategy) if cfg.training.strategy == "multi_worker" else None
+    # Refuses a clashing run dir before any work, and locks it against a second `train`.
+    trainer = Trainer(cfg, logdir, resume=resume, strategy=strategy)
     try:
         for message in notes + config_warnings(cfg):
             warn(message)
-        return _fit_and_compare(trainer, cfg, Path(logdir), progress, evaluate)
+        return _fit_and_compare(trainer, cfg, Path(logdir), progress, evaluate, strategy)
     except (OSError, tf.errors.OpError) as e:
         raise _run_problem(e, cfg, Path(logdir)) from None
     finally:
         release_run_dir(logdir)
 
 
-def _fit_and_compare(trainer, cfg, logdir: Path, progress: bool, evaluate: bool) -> int:
+def _fit_and_compare(trainer, cfg, logdir: Path, progress: bool, evaluate: bool, strategy) -> int:
     start = int(trainer.epoch.numpy())
-    result = trainer.fit(progress=progress)
+    try:
+        result = trainer.fit(progress=progress)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as e:
+        if strategy is None:
+            raise
+        raise TrainingError(lost_worker_message(e, logdir)) from None
     if result.interrupted:
         print(
             f"stopped at epoch {result.epoch}; checkpoint saved; continue with: "

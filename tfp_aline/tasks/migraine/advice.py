@@ -165,6 +165,8 @@ class Advice:
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     def plain(v):
+        if v is pd.NaT:  # a history without dates: NaT is neither a Timestamp nor JSON
+            return None
         if isinstance(v, (pd.Timestamp, np.datetime64)):
             return None if pd.isna(v) else str(v)[:10]
         if isinstance(v, (np.integer,)):

@@ -235,7 +235,7 @@ def _resolve_dates(cells, name, column, notes) -> list:
 
 
 def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: bool = True) -> PersonHistory:
-    """Read and validate one person's days from a .csv path or a pandas DataFrame.
+    """Read and validate one person's days from a .csv path, a pandas DataFrame or `HistoryRows`.
 
     Columns: one per feature of `table` (raw units; headers matched ignoring case, spaces and
     punctuation; the snake_case key or the name without its unit also work), an optional `date`
@@ -277,10 +277,22 @@ def read_history(source, table: FeatureTable, *, outcome: bool = True, warn: boo
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class HistoryRows:
+    """Days given as cells rather than a file (e.g. a JSON request): a header and one list of cells per
+    day. Rows are numbered as in the equivalent CSV (header = row 1), so messages match the CLI's."""
+
+    name: str
+    header: tuple
+    rows: tuple
+
+
 def _source_rows(source) -> tuple[str, list[str], list[tuple[int, list]]]:
-    """(name for messages, header, [(row number, [cells])]) of a DataFrame or a .csv path."""
+    """(name for messages, header, [(row number, [cells])]) of a DataFrame, `HistoryRows` or a .csv path."""
     if isinstance(source, pd.DataFrame):
         return "<DataFrame>", *_frame_rows(source)
+    if isinstance(source, HistoryRows):
+        return source.name, list(source.header), drop_blank_rows([(i + 2, list(r)) for i, r in enumerate(source.rows)])
     path = Path(source)
     return str(path), *_read_csv(path)
 
