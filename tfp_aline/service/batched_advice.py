@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfp_aline.core.targets import PREDICTIVE
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.tasks.migraine.advice import Advisor, mixture_moments, mixture_quantiles, raw_forward
+from tfp_aline.tasks.migraine.advice import Advisor, mixture_moments, mixture_quantiles, raw_forward, unlikely_outcomes
 from tfp_aline.tasks.migraine.history import HistoryWarning, PersonHistory
 
 INPUTS = ("context_x", "context_y", "context_mask", "target_x", "target_mask", "query_x", "taken")
@@ -89,12 +89,16 @@ class BatchedAdvisor:
                 f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
                 f"reported days, so the {len(used)} most recent are used{since}"
             )
+        unlikely = unlikely_outcomes(self.task, h.z[h.reported], h.y[h.reported])
+        if unlikely:
+            new.append(unlikely)
         for msg in new:
             warnings.warn(msg, HistoryWarning, stacklevel=2)
         notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new
 
         d = self.table.num_features
-        slots = max(cap, 1)
+        # Empty slots are masked out and change nothing, so a huge max_context costs no memory.
+        slots = max(len(used), 1)
         context_x = np.zeros((slots, d), np.float32)
         context_y = np.zeros(slots, np.float32)
         context_mask = np.zeros(slots, bool)
