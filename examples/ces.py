@@ -13,7 +13,8 @@ at each end, a density in between). This carries the same information as the sli
 likelihood ratios that sPCE and the posterior depend on are the same. A design is the pair of
 baskets divided by 100, x = (z, z') / 100 in [0, 1]^6, so that the network sees inputs of unit scale.
 
-Like `examples/location_finding.py`, nothing here is part of `tfp_aline`; a config names the class:
+Like `examples/location_finding.py`, nothing here is part of `tfp_aline`; a config names the class
+(run from the repository root with `PYTHONPATH=.`, so that `examples` is importable):
 
     task:
       class: examples.ces:CESTask
