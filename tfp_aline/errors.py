@@ -47,3 +47,8 @@ def warn(message: str) -> None:
     import sys
 
     print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+class ConvergenceWarning(UserWarning):
+    """An MCMC reference that did not converge for some people (R-hat or ESS out of bounds); one line,
+    naming the people and the parameter. The CLI prints it as `warning: <message>`."""

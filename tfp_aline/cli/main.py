@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from tfp_aline import quiet
-from tfp_aline.errors import TfpAlineError
+from tfp_aline.errors import ConvergenceWarning, TfpAlineError
 from tfp_aline.paths import check_output_dir
 
 
@@ -124,7 +125,6 @@ def _add_advise(sub):
 
 def run_advise(args) -> int:
     import json
-    import warnings
 
     if args.top < 0:
         raise TfpAlineError(f"--top must be >= 0, got {args.top}")
@@ -260,13 +260,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """`warnings.showwarning` that prints a `ConvergenceWarning` as one `warning: ...` line (no
+    file name, no source line) and passes every other warning to `show`."""
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConvergenceWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return one_line
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line as given, for reports
     quiet.configure(args.verbose)  # before anything imports TensorFlow
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return args.func(args)
     except TfpAlineError as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)  # 2 for bad input; 128 + signal for a stopped run
