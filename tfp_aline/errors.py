@@ -64,3 +64,8 @@ def check_seed(seed, setting: str, error=TfpAlineError) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise error(f"{setting} = {seed!r}: expected an integer from 0 to {MAX_SEED}")
     return seed
+
+
+class ConvergenceWarning(UserWarning):
+    """An MCMC reference that did not converge for some people (R-hat or ESS out of bounds); one line,
+    naming the people and the parameter. The CLI prints it as `warning: <message>`."""

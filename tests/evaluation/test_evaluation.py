@@ -60,6 +60,44 @@ def test_sbc_uniformity_pvalue_separates_uniform_from_skewed():
     assert M.sbc_uniformity_pvalue(rng.binomial(99, 0.3, 4000), 99) < 1e-6
 
 
+def test_sbc_ecdf_band_is_arviz_band_and_the_test_agrees_with_it():
+    """The simultaneous 99% band equals ArviZ's optimised band (Säilynoja et al. 2022) to within one
+    rank count, and p < 0.01 exactly when the ECDF leaves the band."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from arviz.stats.ecdf_utils import ecdf_confidence_band
+
+    k, s = 300, 49
+    z, lo, hi = M.sbc_ecdf_band(k, s, 0.99)
+    alo, ahi = ecdf_confidence_band(k, z, z, prob=0.99, method="optimized")
+    np.testing.assert_allclose(lo, alo, atol=1.01 / k)
+    np.testing.assert_allclose(hi, ahi, atol=1.01 / k)
+    rng = np.random.default_rng(3)
+    samples = [rng.integers(0, s + 1, k) for _ in range(100)] + [rng.binomial(s, 0.45, k) for _ in range(20)]
+    for ranks in samples:
+        _, ecdf = M.sbc_ecdf(ranks, s)
+        inside = np.all((ecdf >= lo) & (ecdf <= hi))
+        assert inside == (M.sbc_ecdf_pvalue(ranks, s) >= 0.01)
+
+
+def test_sbc_ecdf_test_is_calibrated_and_sees_overconfidence():
+    rng = np.random.default_rng(4)
+    p = np.array([M.sbc_ecdf_pvalue(rng.integers(0, 100, 500), 99) for _ in range(400)])
+    # uniform ranks: p is uniform, so about 1% below 0.01 and 10% below 0.1 (binomial sd 0.5% and 1.5%)
+    assert (p < 0.01).mean() < 0.03 and 0.06 < (p < 0.1).mean() < 0.14
+    # an over-confident posterior piles the ranks at both ends: a U shape, rejected
+    u = rng.beta(0.7, 0.7, 500)
+    assert M.sbc_ecdf_pvalue(np.floor(u * 100).astype(int), 99) < 1e-3
+
+
+def test_coverage_curve_by_hand():
+    cdf = np.array([[0.5, 0.02], [0.7, 0.99]])  # |u - 0.5| = 0, 0.48, 0.2, 0.49
+    mask = np.array([[True, True], [True, False]])
+    np.testing.assert_allclose(M.coverage_curve(cdf, mask, [0.0, 0.3, 0.4, 0.97, 1.0]), [1 / 3, 1 / 3, 2 / 3, 1, 1])
+
+
 # ---- information gain against a brute-force grid -----------------------------------------------
 def _grid(mean, cov, n=401, width=8.0):
     """Dense grid over a 2-D Gaussian: points [G, 2], normalised weights [G]."""
@@ -239,7 +277,12 @@ def _check_evaluate(smoke_run_dir, out, nuts_people):
     assert "## Target `all`" in report and "## Simulation-based calibration" in report
     assert f"    tfp-aline evaluate --run {smoke_run_dir} --episodes 12 " in report  # the command as typed
     assert "(for this task: Laplace)" in report  # the task names its reference posterior
-    for png in ("all_log_q.png", "predictive_log_loss.png", "sbc.png", "coverage.png"):
+    calibration = df[df.metric == "sbc_ecdf_p"]
+    assert set(zip(calibration.method, calibration.step)) == {(m, t) for m in ("policy", "random") for t in (0, 2, 4)}
+    assert calibration["mean"].between(0, 1).all() and "| all | random | 4 |" in report
+    assert df[df.metric == "psis_khat_above_0.7"]["mean"].between(0, 1).all()
+    assert set(df[df.metric == "psis_khat_above_0.7"].step) == set(range(0, 5))
+    for png in ("all_log_q.png", "predictive_log_loss.png", "sbc.png", "coverage.png", "coverage_levels.png"):
         assert (out / png).stat().st_size > 1000
     assert list((smoke_run_dir / "eval").glob("events.out.tfevents.*"))
     return df

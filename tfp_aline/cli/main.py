@@ -6,10 +6,11 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from tfp_aline import quiet
-from tfp_aline.errors import TfpAlineError, check_seed
+from tfp_aline.errors import ConvergenceWarning, TfpAlineError, check_seed
 from tfp_aline.paths import check_output_dir, check_replaceable
 
 # A day of the mock distribution holds a few dozen float64 numbers in several arrays and files:
@@ -130,7 +131,6 @@ def _add_advise(sub):
 
 def run_advise(args) -> int:
     import json
-    import warnings
 
     if args.top < 0:
         raise TfpAlineError(f"--top must be >= 0, got {args.top}")
@@ -326,6 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """`warnings.showwarning` that prints a `ConvergenceWarning` as one `warning: ...` line (no
+    file name, no source line) and passes every other warning to `show`."""
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConvergenceWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return one_line
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -334,7 +347,9 @@ def main(argv=None) -> int:
     stdout = sys.stdout
     sys.stdout = _ClosedPipeSafe(stdout)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return args.func(args)
     except TfpAlineError as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)  # 2 for bad input; 128 + signal for a stopped run

@@ -25,6 +25,10 @@ from tfp_aline.evaluation import metrics as M
 # episodes (`baseline_episodes`).
 CHEAP = ("policy", "random", "uncertainty")
 COVERAGE_LEVELS = (0.5, 0.9)
+# SBC and the coverage curve over all credibility levels, on the policy's own (adaptive) data and
+# on random queries, at steps 0, T/2 and T.
+CALIBRATION_METHODS = ("policy", "random")
+CURVE_LEVELS = tuple(np.round(np.linspace(0.0, 1.0, 41), 3))
 
 
 @dataclasses.dataclass
@@ -51,8 +55,9 @@ class EvalSettings:
 
 @dataclasses.dataclass
 class EvalResult:
-    """Long-format rows (method, target, step, metric, mean, ci_low, ci_high, n), SBC ranks per
-    (target, step), chosen inputs per (target, method) [T, B, Dx], and the settings used."""
+    """Long-format rows (method, target, step, metric, mean, ci_low, ci_high, n), SBC ranks and the
+    posterior CDF at the truth (for coverage curves) per (target, method, step), chosen inputs per
+    (target, method) [T, B, Dx], and the settings used."""
 
     rows: list
     sbc: dict
@@ -63,6 +68,7 @@ class EvalResult:
     reference_name: str = "NUTS"  # the task's exact reference posterior (NUTS, Laplace, grid, ...)
     num_candidates: int | None = None  # the candidate pool N of every person
     num_initial: int = 0  # random designs every method started from
+    pit: dict = dataclasses.field(default_factory=dict)  # (target, method, step) -> CDF at the truth [K]
 
 
 def available_methods(task) -> tuple[str, ...]:
@@ -106,6 +112,12 @@ def reference_samples(task, state, num_samples: int, seed):
     """Samples [S, B, L] of the task's exact reference posterior of a state's data
     (`task.reference_name` says which: NUTS by default)."""
     return task.reference_samples(state.context_x, state.context_y, state.context_mask, num_samples, seed)
+
+
+def reference_posterior(task, state, num_samples: int, seed):
+    """The task's `ReferencePosterior` of a state's data: samples [S, B, L], and, when it is NUTS,
+    the run itself and the people whose chains did not converge (already warned about)."""
+    return task.reference_posterior(state.context_x, state.context_y, state.context_mask, num_samples, seed)
 
 
 def _subset(batch, n):
@@ -161,6 +173,7 @@ class _Collected:
 
     def __init__(self):
         self.rows, self.sbc, self.chosen_x, self.final_logq = [], {}, {}, {}
+        self.pit = {}
 
     def add(self, method, target, step, metric, values):
         """One row summarising per-person `values` (mean and 95% interval)."""
@@ -194,7 +207,16 @@ def evaluate_run(run, settings: EvalSettings, progress: bool = True, should_stop
     for method, target, metric, diff in _paired_gains(got.final_logq):
         got.add(method, target, T, metric, diff)
     return EvalResult(
-        got.rows, got.sbc, got.chosen_x, settings, T, run.task.name, run.task.reference_name, N, ep.num_initial
+        got.rows,
+        got.sbc,
+        got.chosen_x,
+        settings,
+        T,
+        run.task.name,
+        run.task.reference_name,
+        N,
+        ep.num_initial,
+        pit=got.pit,
     )
 
 
@@ -237,6 +259,7 @@ class _MethodRun:
     pmask: np.ndarray  # [n, L] bool: the targeted parameters
     theta: np.ndarray  # [n, L] float64
     result: object  # the acquisition's result: final state, choices [T, n], seconds per step [T]
+    reference_at_T: object = None  # the exact reference posterior at step T (reused by the NUTS check)
 
 
 def _evaluate_method(ep: _Episodes, got: _Collected, bar, reusable: dict, ti: int, target: str, method_name: str):
@@ -260,7 +283,19 @@ def _evaluate_method(ep: _Episodes, got: _Collected, bar, reusable: dict, ti: in
     if method_name == "policy" and settings.nuts_people and has_params:
         got.rows.extend(
             _nuts_check(
-                task, ep.model, ep.forward, result, b, tmask, target, ep.theta, ep.num_initial, T, settings, ep.progress
+                task,
+                ep.model,
+                ep.forward,
+                result,
+                b,
+                tmask,
+                target,
+                ep.theta,
+                ep.num_initial,
+                T,
+                settings,
+                ep.progress,
+                reference=r.reference_at_T,
             )
         )
 
@@ -349,21 +384,79 @@ def _parameter_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, st
     cdf = q.cdf(tf.constant(th, tf.float32)).numpy()
     for level in COVERAGE_LEVELS:
         got.add(r.method, r.target, t, f"coverage{int(100 * level)}", M.coverage_from_cdf(cdf, pmask, level))
-    if r.method == "policy" and t in (0, T // 2, T):
-        got.sbc[(r.target, t)] = M.sbc_ranks(samples[: settings.sbc_samples], th, pmask)
+    if r.method in CALIBRATION_METHODS and t in (0, T // 2, T):
+        _calibration(got, r, t, samples[: settings.sbc_samples], cdf)
+    check = _psis_metrics(ep, got, r, t, state, q, samples)
     if settings.exact:
-        _exact_metrics(ep, got, r, t, state, s_seed)
+        _exact_metrics(ep, got, r, t, state, s_seed, check)
 
 
-def _exact_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, s_seed):
+def _calibration(got: _Collected, r: _MethodRun, t: int, samples, cdf):
+    """SBC ranks with their ECDF test (`sbc_ecdf_p`; `sbc_chi2_p` beside it) and the coverage curve
+    over all credibility levels (`coverage_gap_max`: its largest distance from the diagonal)."""
+    nan = float("nan")
+    ranks = M.sbc_ranks(samples, r.theta, r.pmask)
+    got.sbc[(r.target, r.method, t)] = ranks
+    got.pit[(r.target, r.method, t)] = np.asarray(cdf)[r.pmask]
+    s, k = len(samples), len(ranks)
+    gap = np.max(np.abs(M.coverage_curve(cdf, r.pmask, CURVE_LEVELS) - np.asarray(CURVE_LEVELS)))
+    got.rows += [
+        (r.method, r.target, t, "sbc_ecdf_p", M.sbc_ecdf_pvalue(ranks, s), nan, nan, k),
+        (r.method, r.target, t, "sbc_chi2_p", M.sbc_uniformity_pvalue(ranks, s), nan, nan, k),
+        (r.method, r.target, t, "coverage_gap_max", float(gap), nan, nan, k),
+    ]
+
+
+def _psis_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, q, samples):
+    """The per-person PSIS check of the amortized posterior against the task's exact unnormalised
+    posterior (the same draws as the other metrics): share of people with k-hat above 0.7, mean
+    k-hat and ESS, and the posterior-mean RMSE of the corrected posterior where k-hat <= 0.7."""
+    from tfp_aline.core.psis import KHAT_MAX, psis_check
+
+    check = psis_check(ep.task, q, state.context_x, state.context_y, state.context_mask, samples=samples)
+    got.add(r.method, r.target, t, "psis_khat_above_0.7", (check.khat > KHAT_MAX).astype(np.float64))
+    got.add(r.method, r.target, t, "psis_khat", check.khat)
+    got.add(r.method, r.target, t, "psis_ess", check.ess)
+    corrected = M.rmse_mean(check.corrected_mean(), r.theta, r.pmask)
+    if check.ok.any():  # the corrected posterior exists only where k-hat <= 0.7
+        got.add(r.method, r.target, t, "rmse_mean_psis", corrected[check.ok])
+    return check
+
+
+def _exact_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, s_seed, check=None):
     """Errors and 90% coverage of the task's exact reference posterior of the same data (same seed
-    as the amortized posterior's samples)."""
+    as the amortized posterior's samples); for an MCMC reference, the share of people whose chains
+    did not converge and one row per such person (its worst R-hat and ESS). With the PSIS `check`,
+    `rmse_mean_checked` is the RMSE of what a user is given: the corrected posterior's mean where
+    k-hat <= 0.7, the reference's mean where not."""
     task, th, pmask = ep.task, r.theta, r.pmask
-    ref = reference_samples(task, state, ep.settings.num_samples, s_seed)  # [S, n, L]
+    posterior = reference_posterior(task, state, ep.settings.num_samples, s_seed)
+    if t == ep.horizon:
+        r.reference_at_T = posterior
+    ref = np.asarray(posterior.samples)  # [S, n, L]
+    if posterior.unconverged is not None:
+        got.rows.extend(_unconverged_rows(r.method, r.target, t, posterior))
     got.add(r.method, r.target, t, "rmse_mean_exact", M.rmse_mean(ref.mean(0), th, pmask))
     got.add(r.method, r.target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask, task.support))
     got.add(r.method, r.target, t, "rmse_sample_exact", M.rmse_sample(ref, th, pmask))
     got.add(r.method, r.target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
+    if check is not None:
+        checked = np.where(check.ok[:, None], check.corrected_mean(), ref.mean(0))
+        got.add(r.method, r.target, t, "rmse_mean_checked", M.rmse_mean(checked, th, pmask))
+
+
+def _unconverged_rows(method: str, target: str, t: int, posterior) -> list:
+    """`reference_unconverged` (share of people) and, per person whose chains failed the check,
+    `reference_rhat_person_<i>` (its largest R-hat) and `reference_ess_person_<i>` (its smallest
+    ESS): the people named in the warning, marked in metrics.csv."""
+    bad = np.asarray(posterior.unconverged, bool)
+    nan = float("nan")
+    rows = [(method, target, t, "reference_unconverged", float(bad.mean()), nan, nan, len(bad))]
+    rhat, ess = np.asarray(posterior.nuts.rhat), np.asarray(posterior.nuts.ess)
+    for i in np.flatnonzero(bad):
+        rows.append((method, target, t, f"reference_rhat_person_{i}", float(np.nanmax(rhat[i])), nan, nan, 1))
+        rows.append((method, target, t, f"reference_ess_person_{i}", float(np.nanmin(ess[i])), nan, nan, 1))
+    return rows
 
 
 def _reference_predictions(ep: _Episodes, got: _Collected, target: str):
@@ -380,26 +473,36 @@ def _reference_predictions(ep: _Episodes, got: _Collected, target: str):
             _predictive_rows(got, name, target, t, probs, y, ep.settings.seed)
 
 
-def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, settings, progress):
+def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, settings, progress, reference=None):
     """At step T, NUTS on the first `nuts_people` of the policy's episodes: posterior-mean RMSE of
     NUTS, of the task's reference posterior (e.g. Laplace) and of the amortized posterior, on the
-    same people."""
-    from tfp_aline.core.exact import nuts_posterior
+    same people. When the reference itself is NUTS (`reference.nuts`, from the step-T metrics),
+    its draws are used instead of a second run, so the two cannot disagree by Monte Carlo noise."""
+    from tfp_aline.core.exact import nuts_posterior, warn_unconverged
 
     k = min(settings.nuts_people, theta.shape[0])
     state = state_after(result.state, tf.constant(result.chosen), n0, tf.constant(T))
     x, y, mask = state.context_x[:k], state.context_y[:k], state.context_mask[:k]
-    if progress:
-        print(f"NUTS on {k} people (4 chains x 500 draws after 500 warm-up)...", flush=True)
-    start = time.perf_counter()
-    nuts = nuts_posterior(task, x, y, mask, num_chains=4, num_results=500, num_burnin=500, seed=(settings.seed, 99))
-    seconds = time.perf_counter() - start
+    reuse = reference is not None and reference.nuts is not None
+    if reuse:
+        nuts = reference.nuts._replace(
+            draws=reference.nuts.draws[:, :, :k], rhat=reference.nuts.rhat[:k], ess=reference.nuts.ess[:k]
+        )
+        seconds = reference.seconds * k / int(reference.nuts.draws.shape[2])  # its share of the reference run
+        reference = nuts.flat.numpy().mean(0)
+    else:
+        if progress:
+            print(f"NUTS on {k} people (4 chains x 500 draws after 500 warm-up)...", flush=True)
+        start = time.perf_counter()
+        nuts = nuts_posterior(task, x, y, mask, num_chains=4, num_results=500, num_burnin=500, seed=(settings.seed, 99))
+        seconds = time.perf_counter() - start
+        warn_unconverged(nuts, task.parameter_names, what=f"the NUTS check at step {T} (target {target!r})")
+        reference = task.reference_mean(x, y, mask, tf.constant([settings.seed, 98]))
     pmask = tmask.numpy()[:k, : task.num_parameters]
     th = theta[:k]
     sub = {key: v[:k] for key, v in model_inputs(state, b, tmask).items()}
     amortized = model.posterior(forward(sub)).mean().numpy()
-    reference = task.reference_mean(x, y, mask, tf.constant([settings.seed, 98]))
-    out = []
+    out = [("policy", target, T, "nuts_reuses_reference", float(reuse), float("nan"), float("nan"), k)]
     for metric, mean in (
         ("rmse_mean_nuts", nuts.flat.numpy().mean(0)),
         ("rmse_mean_reference_nuts_people", reference),

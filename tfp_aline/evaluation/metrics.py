@@ -1,4 +1,4 @@
-"""Per-episode evaluation metrics: posterior error, interval coverage, predictive scores, SBC ranks."""
+"""Per-episode evaluation metrics: posterior error, coverage, predictive scores, SBC ranks and their ECDF test."""
 
 from __future__ import annotations
 
@@ -67,6 +67,86 @@ def sbc_uniformity_pvalue(ranks, num_samples: int, bins: int = 20):
     counts, _ = np.histogram(ranks, bins=edges)
     expected = len(ranks) * np.diff(edges) / (num_samples + 1)
     return float(stats.chisquare(counts, expected).pvalue)
+
+
+# Simultaneous ECDF bands and the ECDF test for SBC ranks (Säilynoja, Bürkner and Vehtari 2022,
+# "Graphical test for discrete uniformity and its applications in goodness-of-fit evaluation and
+# multiple sample comparison", Stat. Comput. 32:32). With K ranks in 0..S, the ECDF at the points
+# z_i = (i + 1) / (S + 1), i = 0..S-1, times K is Binomial(K, z_i) at each point under uniformity;
+# gamma = the smallest two-sided pointwise tail probability over the points. Its null distribution
+# is simulated once per (K, S); the band at level 1 - alpha holds the pointwise binomial intervals
+# of level gamma*, the alpha quantile of that distribution, and p = P(gamma_null <= gamma).
+_ECDF_NULL = {}
+
+
+def _ecdf_points(num_samples: int) -> np.ndarray:
+    return np.arange(1, num_samples + 1) / (num_samples + 1)
+
+
+def _ecdf_gamma(counts_below, num_ranks: int, z):
+    """Smallest two-sided pointwise binomial tail probability: counts_below [..., S] (ranks <= i) -> [...]."""
+    from scipy import stats
+
+    lower = stats.binom.cdf(counts_below, num_ranks, z)
+    upper = stats.binom.sf(counts_below - 1, num_ranks, z)
+    return np.minimum(1.0, 2.0 * np.minimum(lower, upper)).min(-1)
+
+
+def _ecdf_null(num_ranks: int, num_samples: int, num_sims: int = 4000):
+    """gamma of `num_sims` uniform rank samples (fixed seed): [num_sims], sorted."""
+    key = (num_ranks, num_samples, num_sims)
+    if key not in _ECDF_NULL:
+        rng = np.random.default_rng(20220318)
+        counts = rng.multinomial(num_ranks, np.full(num_samples + 1, 1.0 / (num_samples + 1)), size=num_sims)
+        below = np.cumsum(counts, -1)[:, :num_samples]
+        _ECDF_NULL[key] = np.sort(_ecdf_gamma(below, num_ranks, _ecdf_points(num_samples)))
+    return _ECDF_NULL[key]
+
+
+def _counts_below(ranks, num_samples: int) -> np.ndarray:
+    return np.cumsum(np.bincount(np.asarray(ranks, int), minlength=num_samples + 1))[:num_samples]
+
+
+def sbc_ecdf_pvalue(ranks, num_samples: int) -> float:
+    """ECDF test that SBC ranks (0..S) are uniform: the share of uniform rank samples whose ECDF
+    strays at least as far from the diagonal at some point (smallest pointwise tail probability
+    as small or smaller). p < alpha exactly when the ECDF leaves the 1 - alpha simultaneous band."""
+    k = len(ranks)
+    if k == 0:
+        return float("nan")
+    gamma = _ecdf_gamma(_counts_below(ranks, num_samples), k, _ecdf_points(num_samples))
+    null = _ecdf_null(k, num_samples)
+    return float(np.searchsorted(null, gamma, side="right") / len(null))
+
+
+def sbc_ecdf_band(num_ranks: int, num_samples: int, prob: float = 0.99):
+    """Simultaneous band of level `prob` for the ECDF of K uniform ranks in 0..S: (z [S], lower [S],
+    upper [S]), the ECDF values at z_i = (i + 1) / (S + 1) that uniform ranks stay within, at all
+    points at once, with probability `prob`."""
+    from scipy import stats
+
+    z = _ecdf_points(num_samples)
+    null = _ecdf_null(num_ranks, num_samples)
+    gamma = null[int(np.floor((1 - prob) * len(null)))]  # the (1 - prob) quantile of the null gamma
+    lower = stats.binom.ppf(gamma / 2, num_ranks, z) / num_ranks
+    upper = stats.binom.isf(gamma / 2, num_ranks, z) / num_ranks
+    return z, lower, upper
+
+
+def sbc_ecdf(ranks, num_samples: int):
+    """ECDF of SBC ranks at z_i = (i + 1) / (S + 1): (z [S], ecdf [S])."""
+    return _ecdf_points(num_samples), _counts_below(ranks, num_samples) / max(len(ranks), 1)
+
+
+def coverage_curve(cdf_at_truth, mask, levels):
+    """Coverage of the central intervals at every credibility level: the share of active
+    (episode, parameter) pairs whose true value lies inside the central `level` interval, from
+    the posterior CDF at the truth. cdf_at_truth, mask [B, L]; levels [V] -> [V]."""
+    u = np.asarray(cdf_at_truth)[np.asarray(mask, bool)]
+    if not len(u):
+        return np.full(len(levels), np.nan)
+    half = np.abs(u - 0.5)
+    return np.array([np.mean(half <= level / 2) for level in levels])
 
 
 def log_loss(p, y):

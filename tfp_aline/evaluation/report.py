@@ -86,25 +86,70 @@ def _plot_curves(df, target, metric, path):
     return path
 
 
+SBC_BAND = 0.99  # the simultaneous band drawn and tested: p < 0.01 exactly when the ECDF leaves it
+
+
 def _plot_sbc(sbc, num_samples, path):
+    """One panel per (target, step): the ECDF of the normalised SBC ranks minus the uniform CDF, for
+    each method, with the 99% simultaneous band (Säilynoja et al. 2022) of a uniform ECDF."""
     from matplotlib.figure import Figure
 
-    keys = sorted(sbc, key=lambda k: (k[0], k[1]))
-    if not keys:
+    panels = sorted({(k[0], k[2]) for k in sbc})
+    if not panels:
         return None
-    cols = min(3, len(keys))
-    rows = int(np.ceil(len(keys) / cols))
+    cols = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
     fig = Figure(figsize=(3.3 * cols, 2.6 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
-    bins = np.linspace(0, num_samples + 1, 21)
-    for ax, key in zip(axes.ravel(), keys):
-        ranks = sbc[key]
-        ax.hist(ranks, bins=bins, color="tab:blue", alpha=0.8)
-        ax.axhline(len(ranks) / 20, color="k", ls="--", lw=1)
-        ax.set_title(f"{key[0]}, t={key[1]} (p={M.sbc_uniformity_pvalue(ranks, num_samples):.2f})", fontsize=8)
-    for ax in axes.ravel()[len(keys) :]:
+    for ax, (target, t) in zip(axes.ravel(), panels):
+        title = []
+        for method in [k[1] for k in sorted(sbc) if (k[0], k[2]) == (target, t)]:
+            ranks = sbc[(target, method, t)]
+            z, ecdf = M.sbc_ecdf(ranks, num_samples)
+            _, lo, hi = M.sbc_ecdf_band(len(ranks), num_samples, SBC_BAND)
+            line = ax.step(z, ecdf - z, where="post", lw=1, label=method)[0]
+            ax.fill_between(z, lo - z, hi - z, step="post", alpha=0.12, color=line.get_color())
+            title.append(f"{method} p={M.sbc_ecdf_pvalue(ranks, num_samples):.2f}")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(f"{target}, t={t}: " + ", ".join(title), fontsize=7)
+        ax.set_xlabel("normalised rank", fontsize=7)
+        ax.legend(fontsize=6)
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
-    fig.suptitle("SBC ranks of the amortized posterior (policy's data); dashed: uniform", fontsize=9)
+    fig.suptitle(f"SBC: ECDF of ranks minus uniform, with {SBC_BAND:.0%} simultaneous bands", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def _plot_coverage_curves(pit, path):
+    """One panel per target: coverage of the central intervals against their credibility level,
+    for every level, per method and step (on the diagonal if calibrated)."""
+    from matplotlib.figure import Figure
+
+    targets = list(dict.fromkeys(k[0] for k in sorted(pit)))
+    if not targets:
+        return None
+    levels = np.linspace(0, 1, 41)
+    fig = Figure(figsize=(3.3 * len(targets), 3.2))
+    axes = fig.subplots(1, len(targets), squeeze=False)[0]
+    for ax, target in zip(axes, targets):
+        for (tg, method, t), u in sorted(pit.items()):
+            if tg == target:
+                ls = "-" if method == "policy" else "--"
+                ax.plot(
+                    levels,
+                    M.coverage_curve(u[None], np.ones((1, len(u)), bool), levels),
+                    ls,
+                    lw=1,
+                    label=f"{method} t={t}",
+                )
+        ax.plot([0, 1], [0, 1], color="k", lw=0.5)
+        ax.set_xlabel("credibility level", fontsize=7)
+        ax.set_ylabel("coverage", fontsize=7)
+        ax.set_title(f"target '{target}'", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle("Coverage of the amortized central intervals at every level", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     return path
@@ -188,6 +233,7 @@ def _write_plots(df: pd.DataFrame, result, out: Path) -> list:
     for p in (
         _plot_sbc(result.sbc, result.settings.sbc_samples, out / "sbc.png"),
         _plot_coverage(df, out / "coverage.png"),
+        _plot_coverage_curves(getattr(result, "pit", {}), out / "coverage_levels.png"),
     ):
         if p:
             figures.append(p)
@@ -253,21 +299,35 @@ def _nuts_lines(df: pd.DataFrame) -> list:
 
 
 def _sbc_lines(result) -> list:
-    """Simulation-based calibration: a uniformity p-value per (target, step), and the SBC and
-    coverage plots."""
+    """Simulation-based calibration: the ECDF test (and the chi-square test beside it) per
+    (target, method, step), the largest gap of the coverage curve, and the plots."""
     if not result.sbc:
         return []
     s = result.settings
+    pit = getattr(result, "pit", {})
     lines = [
         "## Simulation-based calibration",
         "",
         "Ranks of each true target parameter among "
-        f"{s.sbc_samples} amortized posterior samples; uniform if calibrated.",
+        f"{s.sbc_samples} amortized posterior samples; uniform if calibrated. ECDF p: the test of the "
+        f"simultaneous {SBC_BAND:.0%} band (Säilynoja et al. 2022; p < 0.01 exactly when the ECDF leaves "
+        "it); chi-square p: 20 equal bins; coverage gap: the largest distance of the coverage curve "
+        "(central intervals at every level from 0 to 1) from the diagonal.",
         "",
-        "| target | step | ranks | chi-square p |",
-        "|---|---|---|---|",
+        "| target | method | step | ranks | ECDF p | chi-square p | coverage gap |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for (target, t), ranks in sorted(result.sbc.items()):
-        lines.append(f"| {target} | {t} | {len(ranks)} | {M.sbc_uniformity_pvalue(ranks, s.sbc_samples):.3f} |")
-    lines += ["", "![sbc](sbc.png)", "", "![coverage](coverage.png)", ""]
+    levels = np.linspace(0, 1, 41)
+    for (target, method, t), ranks in sorted(result.sbc.items()):
+        u = pit.get((target, method, t))
+        gap = (
+            f"{np.max(np.abs(M.coverage_curve(u[None], np.ones((1, len(u)), bool), levels) - levels)):.3f}"
+            if u is not None and len(u)
+            else ""
+        )
+        lines.append(
+            f"| {target} | {method} | {t} | {len(ranks)} | {M.sbc_ecdf_pvalue(ranks, s.sbc_samples):.3f} "
+            f"| {M.sbc_uniformity_pvalue(ranks, s.sbc_samples):.3f} | {gap} |"
+        )
+    lines += ["", "![sbc](sbc.png)", "", "![coverage levels](coverage_levels.png)", "", "![coverage](coverage.png)", ""]
     return lines

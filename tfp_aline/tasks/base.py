@@ -17,6 +17,22 @@ tfd = tfp.distributions
 OUTCOMES = ("binary", "continuous")
 
 
+class ReferencePosterior(NamedTuple):
+    """A task's exact reference posterior of P people's data.
+
+    samples:     [S, P, L] numpy draws
+    nuts:        the `NutsResult` (draws [S', C, P, L], R-hat and ESS [P, L]) when the reference is
+                 NUTS, else None (grid, Laplace: nothing to converge)
+    unconverged: [P] bool, people whose chains failed the R-hat or ESS check (None without MCMC)
+    seconds:     wall time of the run
+    """
+
+    samples: object
+    nuts: object = None
+    unconverged: object = None
+    seconds: float = float("nan")
+
+
 class EvaluationMethod(NamedTuple):
     """A non-amortized baseline a task offers: `factory(run)` -> Acquisition, for `targets`
     'parameters' (parameter targets only), 'predictive' (predictive targets only) or 'any'."""
@@ -198,25 +214,46 @@ class Task(abc.ABC):
     def reference_samples(self, context_x, context_y, context_mask, num_samples: int, seed):
         """Samples [S, B, L] of the exact posterior of each episode's context (the reference the
         amortized posterior is checked against). Default: batched NUTS on `log_posterior`
-        (in the prior's unconstrained space when the prior has a box)."""
+        (in the prior's unconstrained space when the prior has a box), R-hat and ESS checked
+        with one warning line naming the people that did not converge."""
+        return self._nuts_reference(context_x, context_y, context_mask, num_samples, seed).samples
+
+    def reference_posterior(self, context_x, context_y, context_mask, num_samples: int, seed) -> ReferencePosterior:
+        """`reference_samples` with what evaluation needs beside them: the NUTS run and the people
+        that did not converge (default NUTS reference), or just the samples (a task that overrides
+        `reference_samples` with a grid or Laplace)."""
+        import time
+
+        if type(self).reference_samples is not Task.reference_samples:
+            start = time.perf_counter()
+            samples = self.reference_samples(context_x, context_y, context_mask, num_samples, seed)
+            return ReferencePosterior(samples, seconds=time.perf_counter() - start)
+        return self._nuts_reference(context_x, context_y, context_mask, num_samples, seed)
+
+    def _nuts_reference(self, context_x, context_y, context_mask, num_samples: int, seed) -> ReferencePosterior:
+        import time
+
         import numpy as np
 
-        from tfp_aline.core.exact import nuts_posterior
+        from tfp_aline.core.exact import nuts_posterior, warn_unconverged
 
+        # At least 500 draws per chain after 500 of warm-up, whatever num_samples asks: with
+        # fewer, R-hat and ESS of a correlated or curved posterior are too noisy to judge
+        # convergence by (and two runs on the same data disagree); the draws are thinned evenly.
         chains = 4
-        draws = -(-num_samples // chains)
+        draws = max(-(-num_samples // chains), 500)
         seed = tuple(int(v) for v in np.asarray(seed).ravel()[:2])
+        start = time.perf_counter()
         nuts = nuts_posterior(
-            self,
-            context_x,
-            context_y,
-            context_mask,
-            num_chains=chains,
-            num_results=draws,
-            num_burnin=max(draws, 200),
-            seed=seed,
+            self, context_x, context_y, context_mask, num_chains=chains, num_results=draws, num_burnin=500, seed=seed
         )
-        return np.asarray(nuts.flat.numpy()[:num_samples])
+        seconds = time.perf_counter() - start
+        bad = warn_unconverged(nuts, self.parameter_names, what=f"the NUTS reference of task {self.name!r}")
+        flat = nuts.flat.numpy()
+        keep = (
+            np.linspace(0, len(flat) - 1, num_samples).round().astype(int) if num_samples < len(flat) else slice(None)
+        )
+        return ReferencePosterior(np.asarray(flat[keep]), nuts, bad, seconds)
 
     def reference_mean(self, context_x, context_y, context_mask, seed):
         """Mean [B, L] of the reference posterior (default: of 1000 `reference_samples`)."""

@@ -134,3 +134,29 @@ def test_cli_bad_csv(smoke_run_dir, tmp_path, capsys):
     assert main(["advise", "--run", str(smoke_run_dir), "--history", str(tmp_path / "bad.csv")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "row 8" in err and "column 'Screen time (h)'" in err
+
+
+def test_the_check_against_the_exact_posterior(advice, advisor, smoke_run_dir, capsys):
+    """The PSIS check: k-hat and ESS of the person's importance weights; the posterior it offers
+    (corrected, or Laplace above 0.7) agrees with the Laplace posterior of the same days."""
+    from tfp_aline.core.exact import laplace_posterior
+
+    c = advice.check
+    assert 0 < c.ess <= c.num_samples == 1000 and np.isfinite(c.khat)
+    assert c.posterior == ("corrected" if c.khat <= 0.7 else "Laplace")
+    i = advice.inputs
+    x = ((i["context_x"] - advisor.table.mean) / advisor.table.std).astype(np.float32)
+    lap = laplace_posterior(advisor.task, x, i["context_y"][..., None], i["context_mask"])
+    mode, sd = lap.loc.numpy()[0], lap.stddev().numpy()[0]
+    np.testing.assert_allclose(c.parameters["mean"], mode, atol=0.25 * sd.max())
+    np.testing.assert_allclose(c.parameters["sd"], sd, rtol=0.25)
+    assert main(["advise", "--run", str(smoke_run_dir), "--history", str(EXAMPLE), "--format", "json"]) == 0
+    got = json.loads(capsys.readouterr().out)["check"]
+    assert (
+        got["khat"] == pytest.approx(c.khat)
+        and got["posterior"] == c.posterior
+        and len(got["parameters"]) == advisor.task.num_parameters
+    )
+    assert main(["advise", "--run", str(smoke_run_dir), "--history", str(EXAMPLE)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("check: PSIS k-hat")]
+    assert lines == [c.line()]

@@ -119,6 +119,8 @@ class Advice:
     risk: p(migraine) per unreported and future day (day, kind, row, date, p_migraine);
     next_questions: unreported days ranked by the policy (rank, day, row, date, probability, p_migraine);
     used_days / dropped_days: reported days given to the model / older ones left out (capacity);
+    check: the per-person PSIS check of the posterior against the exact one (`PersonCheck`):
+        k-hat, ESS, and which posterior to trust (the corrected one, or the exact reference);
     inputs: the raw-unit arrays fed to the network (for checks against the SavedModel).
     """
 
@@ -132,6 +134,7 @@ class Advice:
     max_context: int
     source: str
     warnings: list
+    check: object = None
     inputs: dict = dataclasses.field(repr=False, default_factory=dict)
     outputs: dict = dataclasses.field(repr=False, default_factory=dict)
 
@@ -160,6 +163,56 @@ class Advice:
             "posterior_mixture": {
                 k: self.outputs[k][0].tolist() for k in ("mixture_logits", "mixture_locs", "mixture_scales")
             },
+            "check": None if self.check is None else self.check.to_dict(),
+        }
+
+
+@dataclasses.dataclass
+class PersonCheck:
+    """The PSIS check of one person's amortized posterior (`core/psis.py`).
+
+    khat, ess, num_samples: Pareto k-hat and effective sample size of the importance weights of
+    num_samples amortized draws; posterior: 'corrected' (k-hat <= 0.7: the weighted draws) or the
+    exact reference's name (k-hat above: the amortized posterior is not to be trusted for this
+    person); parameters: per parameter (parameter, mean, sd, q05, q95) of that posterior.
+    """
+
+    khat: float
+    ess: float
+    num_samples: int
+    posterior: str
+    parameters: pd.DataFrame
+
+    @property
+    def ok(self) -> bool:
+        from tfp_aline.core.psis import KHAT_MAX
+
+        return bool(self.khat <= KHAT_MAX)
+
+    def line(self) -> str:
+        """The check in one line, as `advise` prints it."""
+        from tfp_aline.core.psis import KHAT_MAX
+
+        head = f"check: PSIS k-hat {self.khat:.2f}, ESS {self.ess:.0f} of {self.num_samples} draws"
+        if self.ok:
+            return (
+                f"{head} (k-hat <= {KHAT_MAX}): the amortized posterior is close to the exact one for this "
+                "person; column 'checked' is its importance-weighted correction"
+            )
+        return (
+            f"{head} (k-hat > {KHAT_MAX}): the amortized posterior is not reliable for this person; "
+            f"column 'checked' is the exact reference ({self.posterior}) instead"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "khat": float(self.khat),
+            "ess": float(self.ess),
+            "num_samples": int(self.num_samples),
+            "ok": self.ok,
+            "posterior": self.posterior,
+            "message": self.line(),
+            "parameters": _records(self.parameters),
         }
 
 
@@ -273,7 +326,36 @@ class Advisor:
             taken=taken,
         )
         outputs = {k: v.numpy() for k, v in self._forward(**inputs).items()}
-        return self._advice(h, future, target, outputs, inputs, used, dropped, cap, notes, open_days)
+        advice = self._advice(h, future, target, outputs, inputs, used, dropped, cap, notes, open_days)
+        advice.check = self.check(advice)
+        return advice
+
+    def check(self, advice: Advice, num_samples: int = 1000, seed=(0, 0)) -> PersonCheck:
+        """PSIS check of the advice's posterior against the task's exact posterior of the same
+        reported days: the corrected posterior if k-hat <= 0.7, else the exact reference."""
+        from tfp_aline.core.psis import psis_check
+
+        i = advice.inputs
+        x = ((i["context_x"] - self.table.mean) / self.table.std).astype(np.float32)  # the task's units
+        y, mask = i["context_y"][..., None], i["context_mask"]
+        o = advice.outputs
+        q = tfd.MixtureSameFamily(
+            tfd.Categorical(logits=o["mixture_logits"]), tfd.Normal(o["mixture_locs"], o["mixture_scales"])
+        )  # batch [1, L]
+        c = psis_check(self.task, q, x, y, mask, num_samples=num_samples, seed=seed)
+        if c.ok[0]:
+            mean, sd = c.corrected_mean()[0], c.corrected_sd()[0]
+            lo, hi = np.moveaxis(c.corrected_quantiles(QUANTILES)[0], -1, 0)
+            name = "corrected"
+        else:
+            ref = np.asarray(self.task.reference_posterior(x, y, mask, num_samples, tf.constant(seed)).samples)[:, 0]
+            mean, sd = ref.mean(0), ref.std(0)
+            lo, hi = np.quantile(ref, QUANTILES, axis=0)
+            name = self.task.reference_name
+        parameters = pd.DataFrame(
+            {"parameter": self.task.parameter_names, "mean": mean, "sd": sd, "q05": lo, "q95": hi}
+        )
+        return PersonCheck(float(c.khat[0]), float(c.ess[0]), num_samples, name, parameters)
 
     def _target_mask(self, target, m, num_open, num_future):
         if isinstance(target, str) and target == PREDICTIVE:
@@ -355,9 +437,15 @@ def format_advice(advice: Advice, top: int = 5) -> str:
         + f"; target: {a.target if isinstance(a.target, str) else ', '.join(a.target)}"
     ]
     lines += [f"warning: {w}" for w in a.warnings]
+    if a.check is not None:
+        lines.append(a.check.line())
     t = a.triggers.copy()
     t["90% interval"] = [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(t.q05, t.q95)]
-    t = t[["parameter", "category", "mean", "90% interval", "prior_mean"]]
+    columns = ["parameter", "category", "mean", "90% interval", "prior_mean"]
+    if a.check is not None:
+        t["checked"] = a.check.parameters["mean"].to_numpy()
+        columns.insert(4, "checked")
+    t = t[columns]
     lines += [
         "",
         "trigger weights (logit change per SD of the factor; baseline: logit of a typical day):",
