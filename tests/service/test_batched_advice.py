@@ -6,7 +6,7 @@ import json
 import pytest
 from service_shared import rows, shipped_advisors
 
-from tfp_aline.service.probes import approx_equal, histories, read_days
+from tfp_aline.service.probes import advice_equal, histories, read_days
 
 # The padded batch and the single call run different kernels (other shapes): float32 round-off only.
 TOL = 1e-5
@@ -47,7 +47,7 @@ def test_one_at_a_time_matches_advisor(advisors):
     advisor, batched = advisors
     for name, history, kw in cases()[:2]:  # every case again, batched, below
         expected = advisor.advise(history, **kw).to_dict()
-        assert approx_equal(batched.advise(history, **kw), expected, TOL), name
+        assert advice_equal(batched.advise(history, **kw), expected, TOL), name
 
 
 def test_a_mixed_batch_matches_each_person_alone(advisors):
@@ -58,7 +58,7 @@ def test_a_mixed_batch_matches_each_person_alone(advisors):
     assert len(outputs) == len(people)
     for (name, history, kw), p, out in zip(people, prepared, outputs):
         got = batched.finish(p, out)
-        assert approx_equal(got, advisor.advise(history, **kw).to_dict(), TOL), name
+        assert advice_equal(got, advisor.advise(history, **kw).to_dict(), TOL), name
         # Padding never reaches a person: as many questions as unreported days, probabilities sum to 1.
         assert len(got["next_questions"]) == int((~p.history.reported).sum())
         if got["next_questions"]:

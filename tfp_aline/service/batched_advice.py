@@ -201,6 +201,8 @@ class BatchedAdvisor:
             }
             for rank, j in enumerate(order, start=1)
         ]
+        one = lambda d: {k: np.asarray(v)[None] for k, v in d.items()}  # noqa: E731  (batch of one)
+        check = self.advisor.check_outputs(one(p.inputs), one(out))
         notes = list(p.notes)
         if n == 0:
             notes.append("every day is reported: there is nothing left to ask about")
@@ -220,6 +222,7 @@ class BatchedAdvisor:
                 "mixture_locs": out["mixture_locs"].tolist(),
                 "mixture_scales": out["mixture_scales"].tolist(),
             },
+            "check": check.to_dict(),
         }
 
     def advise(self, history, target="all", future_days=None, max_context: int | None = None) -> dict:

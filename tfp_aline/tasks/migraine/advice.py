@@ -333,12 +333,17 @@ class Advisor:
     def check(self, advice: Advice, num_samples: int = 1000, seed=(0, 0)) -> PersonCheck:
         """PSIS check of the advice's posterior against the task's exact posterior of the same
         reported days: the corrected posterior if k-hat <= 0.7, else the exact reference."""
+        return self.check_outputs(advice.inputs, advice.outputs, num_samples, seed)
+
+    def check_outputs(self, inputs: dict, outputs: dict, num_samples: int = 1000, seed=(0, 0)) -> PersonCheck:
+        """`check` from the network's inputs and outputs of one person (arrays with a batch
+        dimension of 1), for callers that ran the network themselves (the service)."""
         from tfp_aline.core.psis import psis_check
 
-        i = advice.inputs
+        i = inputs
         x = ((i["context_x"] - self.table.mean) / self.table.std).astype(np.float32)  # the task's units
         y, mask = i["context_y"][..., None], i["context_mask"]
-        o = advice.outputs
+        o = outputs
         q = tfd.MixtureSameFamily(
             tfd.Categorical(logits=o["mixture_logits"]), tfd.Normal(o["mixture_locs"], o["mixture_scales"])
         )  # batch [1, L]
