@@ -13,15 +13,13 @@ are marked taken (probability exactly 0), and posteriors do not depend on the ca
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from tfp_aline.core.targets import PREDICTIVE
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.tasks.migraine.advice import Advisor, mixture_moments, mixture_quantiles, raw_forward, unlikely_outcomes
-from tfp_aline.tasks.migraine.history import HistoryWarning, PersonHistory
+from tfp_aline.tasks.migraine.advice import Advisor, mixture_moments, mixture_quantiles, raw_forward
+from tfp_aline.tasks.migraine.history import PersonHistory
 
 INPUTS = ("context_x", "context_y", "context_mask", "target_x", "target_mask", "query_x", "taken")
 
@@ -69,32 +67,7 @@ class BatchedAdvisor:
     def prepare(self, history, target="all", future_days=None, max_context: int | None = None) -> Prepared:
         """Read and check one person's days and build the inputs `Advisor.advise` would give the network."""
         a = self.advisor
-        if not (isinstance(target, str) and target == PREDICTIVE):
-            self.task.parameter_indices(target)  # an unknown target fails before any reading
-        h = a.read(history)
-        future = None if future_days is None else a.read(future_days, outcome=False)
-        cap = a.capacity if max_context is None else int(max_context)
-        if cap < 0:
-            raise TfpAlineError(f"max_context must be >= 0, got {cap}")
-        used, dropped = h.context_indices(cap)
-        new = []
-        if cap > a.capacity:
-            new.append(
-                f"max_context {cap} exceeds the {a.capacity} observed days the model was "
-                "trained with; the network has to extrapolate"
-            )
-        if len(dropped):
-            since = f" ({h.labels()[used[0]]} onwards)" if len(used) else ""
-            new.append(
-                f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
-                f"reported days, so the {len(used)} most recent are used{since}"
-            )
-        unlikely = unlikely_outcomes(self.task, h.z[h.reported], h.y[h.reported])
-        if unlikely:
-            new.append(unlikely)
-        for msg in new:
-            warnings.warn(msg, HistoryWarning, stacklevel=2)
-        notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new
+        h, future, cap, used, dropped, notes = a.read_days(history, target, future_days, max_context)
 
         d = self.table.num_features
         # Empty slots are masked out and change nothing, so a huge max_context costs no memory.

@@ -263,15 +263,9 @@ class Advisor:
         """A CSV path or DataFrame -> PersonHistory checked against this run's feature table."""
         return source if isinstance(source, PersonHistory) else read_history(source, self.table, outcome=outcome)
 
-    def advise(self, history, target="all", future_days=None, max_context: int | None = None) -> Advice:
-        """Posterior of every trigger weight, risk of unreported (and future) days, next questions.
-
-        history: PersonHistory, CSV path or DataFrame; target: 'all', a category ('sleep'), a
-        parameter name, a tuple of these, or 'predictive' (the future days if given, else the
-        unreported days); future_days: coming days (no outcomes) as path/DataFrame/PersonHistory;
-        max_context: reported days given to the model (default: the training capacity), the most
-        recent ones.
-        """
+    def read_days(self, history, target="all", future_days=None, max_context: int | None = None):
+        """The checks and reading `advise` starts with (arguments as `advise`'s), warnings issued:
+        -> (history, future days or None, context cap, used indices, dropped indices, notes)."""
         if not (isinstance(target, str) and target == PREDICTIVE):
             self.task.parameter_indices(target)  # an unknown target fails before any reading
         h = self.read(history)
@@ -296,8 +290,20 @@ class Advisor:
         if unlikely:
             new.append(unlikely)
         for msg in new:
-            warnings.warn(msg, HistoryWarning, stacklevel=2)
+            warnings.warn(msg, HistoryWarning, stacklevel=3)
         notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new
+        return h, future, cap, used, dropped, notes
+
+    def advise(self, history, target="all", future_days=None, max_context: int | None = None) -> Advice:
+        """Posterior of every trigger weight, risk of unreported (and future) days, next questions.
+
+        history: PersonHistory, CSV path or DataFrame; target: 'all', a category ('sleep'), a
+        parameter name, a tuple of these, or 'predictive' (the future days if given, else the
+        unreported days); future_days: coming days (no outcomes) as path/DataFrame/PersonHistory;
+        max_context: reported days given to the model (default: the training capacity), the most
+        recent ones.
+        """
+        h, future, cap, used, dropped, notes = self.read_days(history, target, future_days, max_context)
 
         d = self.table.num_features
         # Empty slots are masked out and change nothing, so a huge max_context costs no memory.
