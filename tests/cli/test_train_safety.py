@@ -109,6 +109,37 @@ def test_train_on_a_full_disk_is_one_line_and_leaves_no_temporary(run_copy, caps
     assert not list((run_copy / "checkpoints").glob("*_temp"))
 
 
+def test_an_unwritable_checkpoints_folder_is_refused_before_any_work(run_copy, capsys, monkeypatch):
+    # The tests run as root, which permission bits do not stop: os.access stands in for them.
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: not str(p).endswith("checkpoints") and real(p, mode))
+    monkeypatch.setattr(Trainer, "fit", lambda self, progress=True: pytest.fail("trained into an unwritable run"))
+    before = snapshot(run_copy)
+    argv = ["train", "--resume", "--logdir", str(run_copy), "--set", "training.epochs=8", "--no-progress"]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "checkpoints: no permission to write there" in line
+    assert snapshot(run_copy) == before
+
+
+def test_a_checkpoint_refused_by_permissions_is_one_line(run_copy, capsys, monkeypatch):
+    import tensorflow as tf
+
+    def denied(self, checkpoint_number=None):
+        raise tf.errors.PermissionDeniedError(None, None, "checkpoints/ckpt-8_temp: Permission denied")
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", denied)
+    monkeypatch.setattr(Trainer, "fit", lambda self, progress=True: self.save_checkpoint())
+    before = snapshot(run_copy / "checkpoints")
+    argv = ["train", "--resume", "--logdir", str(run_copy), "--set", "training.epochs=8", "--no-progress"]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "Permission denied" in line and "--resume --logdir" in line
+    assert snapshot(run_copy / "checkpoints") == before
+
+
 def test_a_run_whose_epochs_were_almost_all_non_finite_is_an_error(run_copy, capsys, monkeypatch):
     def overflowing(self, progress=True):
         return TrainResult(self.logdir, 8, False, [7, 8])
