@@ -69,28 +69,7 @@ class BatchedAdvisor:
         a = self.advisor
         h, future, cap, used, dropped, notes = a.read_days(history, target, future_days, max_context)
 
-        d = self.table.num_features
-        # Empty slots are masked out and change nothing, so a huge max_context costs no memory.
-        slots = max(len(used), 1)
-        context_x = np.zeros((slots, d), np.float32)
-        context_y = np.zeros(slots, np.float32)
-        context_mask = np.zeros(slots, bool)
-        context_x[: len(used)], context_y[: len(used)] = h.raw[used], h.y[used]
-        context_mask[: len(used)] = True
-        open_days = np.flatnonzero(~h.reported)
-        future_raw = np.zeros((0, d)) if future is None else future.raw
-        target_x = np.concatenate([h.raw[open_days], future_raw]).astype(np.float32)
-        tmask = a._target_mask(target, len(target_x), len(open_days), len(future_raw))[0]
-        query_x = (h.raw[open_days] if len(open_days) else np.zeros((1, d))).astype(np.float32)
-        inputs = dict(
-            context_x=context_x,
-            context_y=context_y,
-            context_mask=context_mask,
-            target_x=target_x,
-            target_mask=tmask,
-            query_x=query_x,
-            taken=np.zeros(len(query_x), bool),
-        )
+        open_days, inputs = a.network_inputs(h, future, target, used)
         return Prepared(h, future, target, inputs, open_days, len(used), len(dropped), cap, notes)
 
     def forward(self, batch: list[Prepared]) -> list[dict]:

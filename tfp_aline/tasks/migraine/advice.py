@@ -305,23 +305,31 @@ class Advisor:
         """
         h, future, cap, used, dropped, notes = self.read_days(history, target, future_days, max_context)
 
+        open_days, person = self.network_inputs(h, future, target, used)
+        inputs = {k: v[None] for k, v in person.items()}
+        outputs = {k: v.numpy() for k, v in self._forward(**inputs).items()}
+        advice = self._advice(h, future, target, outputs, inputs, used, dropped, cap, notes, open_days)
+        advice.check = self.check(advice)
+        return advice
+
+    def network_inputs(self, h: PersonHistory, future, target, used):
+        """One person's network inputs, without a batch dimension, from `read_days`'s results:
+        -> (indices of the unreported days, {context_x [C, D], context_y [C], context_mask [C],
+        target_x [M, D], target_mask [L + M], query_x [N, D], taken [N]}) in raw units."""
         d = self.table.num_features
         # Empty slots are masked out and change nothing, so a huge max_context costs no memory.
         slots = max(len(used), 1)
-        context_x = np.zeros((1, slots, d), np.float32)
-        context_y = np.zeros((1, slots), np.float32)
-        context_mask = np.zeros((1, slots), bool)
-        context_x[0, : len(used)], context_y[0, : len(used)] = h.raw[used], h.y[used]
-        context_mask[0, : len(used)] = True
-
+        context_x = np.zeros((slots, d), np.float32)
+        context_y = np.zeros(slots, np.float32)
+        context_mask = np.zeros(slots, bool)
+        context_x[: len(used)], context_y[: len(used)] = h.raw[used], h.y[used]
+        context_mask[: len(used)] = True
         open_days = np.flatnonzero(~h.reported)
         future_raw = np.zeros((0, d)) if future is None else future.raw
-        target_x = np.concatenate([h.raw[open_days], future_raw])[None].astype(np.float32)
-        m = target_x.shape[1]
-        tmask = self._target_mask(target, m, len(open_days), len(future_raw))
+        target_x = np.concatenate([h.raw[open_days], future_raw]).astype(np.float32)
+        tmask = self._target_mask(target, len(target_x), len(open_days), len(future_raw))[0]
         # With nothing left to ask, one dummy candidate keeps a single compiled graph; it is ignored.
-        query_x = (h.raw[open_days] if len(open_days) else np.zeros((1, d)))[None].astype(np.float32)
-        taken = np.zeros(query_x.shape[:2], bool)
+        query_x = (h.raw[open_days] if len(open_days) else np.zeros((1, d))).astype(np.float32)
         inputs = dict(
             context_x=context_x,
             context_y=context_y,
@@ -329,12 +337,9 @@ class Advisor:
             target_x=target_x,
             target_mask=tmask,
             query_x=query_x,
-            taken=taken,
+            taken=np.zeros(len(query_x), bool),
         )
-        outputs = {k: v.numpy() for k, v in self._forward(**inputs).items()}
-        advice = self._advice(h, future, target, outputs, inputs, used, dropped, cap, notes, open_days)
-        advice.check = self.check(advice)
-        return advice
+        return open_days, inputs
 
     def check(self, advice: Advice, num_samples: int = 1000, seed=(0, 0)) -> PersonCheck:
         """PSIS check of the advice's posterior against the task's exact posterior of the same
