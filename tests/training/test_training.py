@@ -281,3 +281,42 @@ def test_validation_records_the_gap_to_the_exact_posterior(tmp_path):
     resumed.fit(progress=False)
     epochs = [int(line.split(",")[0]) for line in (result.logdir / "validation.csv").read_text().splitlines()[1:]]
     assert sorted(set(epochs)) == [0, 2, 4, 6] and epochs == sorted(epochs)
+
+
+def test_policy_phase_levers_keep_the_schedule_and_spare_the_policy_head(tmp_path):
+    """Extra inference-only updates leave the policy head as the policy update left it, set the
+    optimizer's step counter back to the epochs, and a lower learning rate moves the rest less."""
+    levers = ("training.inference_updates=1", "training.random_updates=1", "training.credit=return")
+    cfg = smoke("training.clamp_rewards=true", "training.pool_sizes=[12, 16]", *levers)
+    t = Trainer(cfg, tmp_path / "levers")
+    epoch = cfg.training.warmup_epochs
+    t.optimizer.iterations.assign(epoch)
+    calls, heads = [], t.model.policy_head.trainable_variables
+    apply = t._apply
+
+    def recording(grads, lr, head):
+        apply(grads, lr, head)
+        calls.append((lr, head, [v.numpy().copy() for v in heads]))
+
+    t._apply = recording
+    before = [v.numpy().copy() for v in heads]
+    stats, _, applied = t.train_epoch(epoch)
+    assert applied and all(math.isfinite(v) for v in stats.values())
+    assert [(lr, head) for lr, head, _ in calls] == [(1.0, True), (1.0, False), (1.0, False)]
+    after_policy_update = calls[0][2]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after_policy_update))
+    for _, _, values in calls[1:]:  # the inference-only updates leave the policy head alone
+        assert all(np.array_equal(a, b) for a, b in zip(after_policy_update, values))
+    assert int(t.optimizer.iterations.numpy()) == epoch + 1  # the schedule still counts epochs
+
+    def change(factor):
+        u = Trainer(smoke(f"training.policy_phase_lr_factor={factor}"), tmp_path / f"lr{factor}")
+        u.optimizer.iterations.assign(epoch)
+        body = [
+            v for v in u.model.trainable_variables if all(v is not h for h in u.model.policy_head.trainable_variables)
+        ]
+        before = [v.numpy() for v in body]
+        u.train_epoch(epoch)
+        return sum(float(np.abs(v.numpy() - b).sum()) for v, b in zip(body, before))
+
+    assert change(0.25) == pytest.approx(0.25 * change(1.0), rel=1e-3)

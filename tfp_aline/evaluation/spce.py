@@ -44,14 +44,11 @@ class BoundEstimate(NamedTuple):
 
 
 def data_log_likelihood(task, theta, x, y, mask=None):
-    """log p(D | theta) summed over the data: theta [C, B, L] (or [C, 1, L]), x [B, n, Dx],
-    y [B, n, Dy], mask [B, n] bool or None -> [C, B]."""
+    """`Task.log_likelihood` of each parameter vector on every person's data: theta [C, B, L]
+    (or [C, 1, L], shared by all people), x [B, n, Dx], y [B, n, Dy], mask [B, n] bool or None -> [C, B]."""
     theta = tf.cast(theta, task.dtype)
     theta = tf.broadcast_to(theta, tf.concat([tf.shape(theta)[:1], tf.shape(x)[:1], tf.shape(theta)[-1:]], 0))
-    log_lik = task.likelihood(theta, tf.cast(x, task.dtype)).log_prob(tf.cast(y[..., 0], task.dtype))  # [C, B, n]
-    if mask is not None:
-        log_lik = tf.where(tf.cast(mask, tf.bool), log_lik, tf.zeros_like(log_lik))
-    return tf.reduce_sum(log_lik, -1)
+    return task.log_likelihood(theta, tf.cast(x, task.dtype), y, mask)
 
 
 def contrastive_bounds(

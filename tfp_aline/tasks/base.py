@@ -193,16 +193,20 @@ class Task(abc.ABC):
         theta = tf.convert_to_tensor(theta, self.dtype)
         return tf.cast(self.likelihood(theta, x).sample(seed=seed), self.dtype)[..., None]
 
+    def log_likelihood(self, theta, x, y, mask=None):
+        """log p(D | theta) = sum_i mask_i log p(y_i | x_i, theta); shapes as `log_posterior`'s -> [..., B]."""
+        log_lik = self.likelihood(theta, x).log_prob(tf.cast(y[..., 0], self.dtype))
+        if mask is not None:
+            log_lik = tf.where(tf.cast(mask, tf.bool), log_lik, tf.zeros_like(log_lik))
+        return tf.reduce_sum(log_lik, -1)
+
     def log_posterior(self, theta, x, y, mask=None):
         """Unnormalised log p(theta | D) = log p(theta) + sum_i mask_i log p(y_i | x_i, theta).
 
         theta: [..., B, L] (leading dims, e.g. MCMC chains, broadcast), x: [B, n, Dx],
         y: [B, n, Dy], mask: [B, n] bool or None -> [..., B].
         """
-        log_lik = self.likelihood(theta, x).log_prob(tf.cast(y[..., 0], self.dtype))
-        if mask is not None:
-            log_lik = tf.where(tf.cast(mask, tf.bool), log_lik, tf.zeros_like(log_lik))
-        return self.prior().log_prob(theta) + tf.reduce_sum(log_lik, -1)
+        return self.prior().log_prob(theta) + self.log_likelihood(theta, x, y, mask)
 
     def outcome_probs(self, theta, x):
         """p(y = 1 | x, theta) of a binary outcome: theta [..., L], x [..., n, Dx] -> [..., n]."""

@@ -140,25 +140,30 @@ class Trainer:
             self._samplers[num_candidates] = tf.function(lambda e, s: self._sample_epoch(e, s, num_candidates))
         return self._samplers[num_candidates](epoch, tf.constant(stream, tf.int32))
 
-    def _sample_epoch(self, epoch, stream=0, num_candidates=None):
-        """The global batch of an epoch, its per-episode targets, choice noise and the steps to
-        differentiate (all from the seed). stream 0 is the epoch's main batch; the extra
-        inference-only updates draw from streams 1, 2, ... (an int32 tensor)."""
+    def _epoch_seed(self, epoch, stream):
+        """The stateless seed of an epoch's stream: 0 is the main batch, the extra inference-only
+        updates use 1, 2, ... (an int32 tensor)."""
         base = tf.constant([self.cfg.seed, 0x5EED], tf.int32)
         seed = tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int32))
         # Stream 0 keeps the seed it always had, so runs without extra updates are unchanged.
-        seed = tf.where(stream > 0, tf.random.experimental.stateless_fold_in(seed, 0x57E0 + stream), seed)
+        return tf.where(stream > 0, tf.random.experimental.stateless_fold_in(seed, 0x57E0 + stream), seed)
+
+    def _steps(self, seed):
+        """The steps to differentiate, drawn from a stream's seed: [k] float32.
+
+        Passed as floats: int32 arguments of an XLA-compiled function are taken as compile-time
+        constants, so new step indices would recompile the step every epoch."""
+        key = tf.random.experimental.stateless_fold_in(seed, 1)
+        return tf.cast(sample_steps(key, self.cfg.episodes.horizon, self.cfg.training.gradient_steps), tf.float32)
+
+    def _sample_epoch(self, epoch, stream=0, num_candidates=None):
+        """The global batch of a stream of an epoch, its per-episode targets, choice noise and the
+        steps to differentiate (all from the seed)."""
+        seed = self._epoch_seed(epoch, stream)
         batch, tmask, noise = sample_inputs(
             self.task, self.cfg, self.targets, self.cfg.episodes.batch_size, seed, num_candidates
         )
-        steps = sample_steps(
-            tf.random.experimental.stateless_fold_in(seed, 1),
-            self.cfg.episodes.horizon,
-            self.cfg.training.gradient_steps,
-        )
-        # Passed as floats: int32 arguments of an XLA-compiled function are taken as compile-time
-        # constants, so new step indices would recompile the step every epoch.
-        return batch, tmask, noise, tf.cast(steps, tf.float32)
+        return batch, tmask, noise, self._steps(seed)
 
     def _replica_gradients(self, batch, tmask, noise, steps, warmup: bool, num_replicas: int):
         """Losses and gradients of one replica's share of the batch.
@@ -224,19 +229,17 @@ class Trainer:
         logq = tf.scatter_nd(index, tf.reduce_mean(tgt_logq, 1), [horizon + 1])
         return grads, stats, logq, evaluated
 
-    def _replica_share(self, batch, tmask):
-        """This replica's rows of the global batch: (take, batch, tmask); `take` slices axis 0."""
+    def _replica_rows(self):
+        """(first, end) of this replica's rows of the global batch."""
         ctx = tf.distribute.get_replica_context()
-        n, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
-        share = self.cfg.episodes.batch_size // n
-        take = lambda x: x[rid * share : (rid + 1) * share]  # noqa: E731  (batch axis first)
-        return take, tf.nest.map_structure(take, batch), take(tmask)
+        share = self.cfg.episodes.batch_size // ctx.num_replicas_in_sync
+        return ctx.replica_id_in_sync_group * share, (ctx.replica_id_in_sync_group + 1) * share
 
     def _replica_nll_step(self, batch, tmask, chosen, steps):
         ctx = tf.distribute.get_replica_context()
         n = ctx.num_replicas_in_sync
-        take, batch, tmask = self._replica_share(batch, tmask)
-        chosen = tf.transpose(take(tf.transpose(chosen)))
+        lo, hi = self._replica_rows()
+        batch, tmask, chosen = tf.nest.map_structure(lambda x: x[lo:hi], batch), tmask[lo:hi], chosen[:, lo:hi]
         grads, stats, _, _ = (
             self._nll_gradients(batch, tmask, chosen, steps, n)
             if self.cfg.training.jit_compile
@@ -251,11 +254,9 @@ class Trainer:
 
     def _replica_step(self, batch, tmask, noise, steps, warmup: bool):
         ctx = tf.distribute.get_replica_context()
-        n, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
-        share = self.cfg.episodes.batch_size // n
-        take = lambda x: x[rid * share : (rid + 1) * share]  # noqa: E731  (batch axis first)
-        batch = tf.nest.map_structure(take, batch)
-        tmask, noise = take(tmask), noise[:, rid * share : (rid + 1) * share]
+        n = ctx.num_replicas_in_sync
+        lo, hi = self._replica_rows()
+        batch, tmask, noise = tf.nest.map_structure(lambda x: x[lo:hi], batch), tmask[lo:hi], noise[:, lo:hi]
         if self.cfg.training.jit_compile:
             grads, stats, logq, evaluated, chosen = self._gradients[warmup](batch, tmask, noise, steps, n)
         else:  # not nested in a tf.function, so the reward normalisation can all-reduce
@@ -307,10 +308,10 @@ class Trainer:
         lr = 1.0 if warmup else float(t.policy_phase_lr_factor)  # a Python float: one trace per value
         self._apply(grads, lr, True)
         if not warmup:
-            self._extra_inference_updates(epoch, batch, tmask, chosen, lr, pool)
+            self._extra_inference_updates(epoch, batch, tmask, chosen, lr)
         return stats, (logq.numpy(), evaluated.numpy()), True
 
-    def _extra_inference_updates(self, epoch: int, batch, tmask, chosen, lr, pool):
+    def _extra_inference_updates(self, epoch: int, batch, tmask, chosen, lr):
         """The policy phase's extra inference-only updates. The optimizer's step counter is set back
         afterwards, so the learning-rate schedule still counts epochs."""
         t = self.cfg.training
@@ -318,7 +319,7 @@ class Trainer:
             return
         iterations = int(self.optimizer.iterations.numpy())
         for j in range(t.inference_updates):  # the policy's own episodes, at fresh steps
-            _, _, _, steps = self._sample(tf.constant(epoch, tf.int64), 1 + j, pool)
+            steps = self._steps(self._epoch_seed(tf.constant(epoch, tf.int64), tf.constant(1 + j, tf.int32)))
             grads, stats = self._compute_nll(batch, tmask, chosen, steps)
             if math.isfinite(float(stats["loss/nll"])):
                 self._apply(grads, lr, False)
