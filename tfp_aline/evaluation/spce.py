@@ -16,6 +16,7 @@ with a running log-sum-exp, so memory stays at one chunk whatever L is.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -68,13 +69,12 @@ def contrastive_bounds(
     n = max(x.shape[1], 1)
     group = max(1, MAX_ELEMENTS // (BLOCK * n))  # people scored at once
     seed = _seed(seed)
-    reduce = tf.function(lambda *a: _reduce_blocks(task, *a), jit_compile=jit_compile)
-    draw = tf.function(lambda blocks: _draw_blocks(task, seed, blocks))
+    draw, reduce = _compiled(task, jit_compile)
     contrast = np.full(len(x), -np.inf)
     num_blocks = -(-num_contrastive // BLOCK)
     for first in range(0, num_blocks, BLOCKS_PER_CALL):
         blocks = tf.range(first, min(first + BLOCKS_PER_CALL, num_blocks))
-        draws = draw(blocks)  # [K, BLOCK, L]
+        draws = draw(seed, blocks)  # [K, BLOCK, L]
         # The last block may run past L: its surplus draws are left out.
         valid = blocks[:, None] * BLOCK + tf.range(BLOCK)[None] < num_contrastive  # [K, BLOCK]
         part = np.concatenate(
@@ -88,6 +88,26 @@ def contrastive_bounds(
     spce = own - np.logaddexp(own, contrast) + math.log(num_contrastive + 1)
     snmc = own - contrast + math.log(num_contrastive)
     return BoundEstimate(spce, snmc, num_contrastive)
+
+
+# task -> {jit_compile: (draw, reduce)}: compiled once per task, not once per method and target
+# scored. Weak both ways (the functions reach the task through a weak reference), so a task
+# that is dropped takes its compiled functions with it.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(task, jit_compile: bool):
+    try:
+        per_task = _COMPILED.setdefault(task, {})
+        ref = weakref.ref(task)
+    except TypeError:  # a task that cannot be weakly referenced or hashed: compile per call
+        per_task, ref = {}, lambda: task
+    if jit_compile not in per_task:
+        per_task[jit_compile] = (
+            tf.function(lambda seed, blocks: _draw_blocks(ref(), seed, blocks)),
+            tf.function(lambda *a: _reduce_blocks(ref(), *a), jit_compile=jit_compile, reduce_retracing=True),
+        )
+    return per_task[jit_compile]
 
 
 def _seed(seed):
