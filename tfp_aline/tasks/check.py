@@ -292,7 +292,9 @@ def _check_prior(c: _Checker, task, b, L, dtype, seed):
     why = f" ({L} parameters: {_names(task.parameter_names)})"
     if not c.tensor(label, theta, [b, L], dtype, why=why):
         return None
-    again = c.call(label, prior.sample, b, seed=seed)
+    # A second distribution object, as each call site builds its own: draws made when the
+    # distribution is built (tf.random.uniform in prior()) would differ here.
+    again = c.call(label, lambda: task.prior().sample(b, seed=seed))
     if again is not _FAILED and not np.array_equal(theta.numpy(), np.asarray(again)):
         c.add(f"{label} gives different draws for the same seed; expected stateless sampling (pass `seed` on to TFP)")
     lp = c.call("prior().log_prob(theta)", prior.log_prob, theta)
@@ -311,7 +313,7 @@ def _check_designs(c: _Checker, task, b, n, dx, dtype, seed):
     x = c.call(label, designs.sample, b, seed=seed)
     if not c.tensor(label, x, [b, n, dx], dtype, why=f" (B people, N = {n} designs, x_dim = {dx})"):
         return None
-    again = c.call(label, designs.sample, b, seed=seed)
+    again = c.call(label, lambda: task.design_distribution(n).sample(b, seed=seed))
     if again is not _FAILED and not np.array_equal(x.numpy(), np.asarray(again)):
         c.add(f"{label} gives different draws for the same seed; expected stateless sampling (pass `seed` on to TFP)")
     return x
@@ -328,13 +330,16 @@ def _check_likelihood(c: _Checker, task, theta, x, b, n, seed):
         return None
     values = np.asarray(tf.cast(raw, tf.float64))
     if not np.all(np.isfinite(values)):
-        return c.add(f"{what}.sample() has non-finite outcomes")
+        c.add(f"{what}.sample() has non-finite outcomes")
+        return None
     is_01 = np.isin(values, (0.0, 1.0))
     if task.outcome == "binary" and not is_01.all():
         other = sorted(set(values[~is_01].ravel().tolist()))[:4]
-        return c.add(f"{what}.sample() has values {other} for a binary outcome; expected only 0 and 1")
+        c.add(f"{what}.sample() has values {other} for a binary outcome; expected only 0 and 1")
+        return None
     if task.outcome == "continuous" and is_01.all() and values.size > 1:
-        return c.add(f"{what}.sample() gives only 0 and 1 for a continuous outcome; expected outcome = 'binary'")
+        c.add(f"{what}.sample() gives only 0 and 1 for a continuous outcome; expected outcome = 'binary'")
+        return None
     label = f"{what}.log_prob(y)"
     lp = c.call(label, lik.log_prob, tf.cast(raw, lik.dtype))
     if not c.tensor(label, lp, [b, n], None, why=" (one value per design: do not wrap it in tfd.Independent)"):
