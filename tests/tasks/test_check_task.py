@@ -146,6 +146,10 @@ class UsesNumpy(Line):
         return tfd.Normal(self.mean(theta, x).numpy(), 0.5)  # fine eagerly, not in a tf.function
 
 
+class IntegerDtype(Line):
+    dtype = tf.int32
+
+
 class UnknownOutcome(Line):
     outcome = "count"
 
@@ -179,6 +183,7 @@ BROKEN = [
     (DrawsAtConstruction, "gives different draws for the same seed"),
     (NoLeadingDims, "log_likelihood(theta [2, 3, 2], x [3, 5, 1], y [3, 5, 1]) raised"),
     (UsesNumpy, "inside a tf.function (as training runs it) raised"),
+    (IntegerDtype, "dtype = tf.int32; expected a TensorFlow floating dtype"),
     (UnknownOutcome, "outcome = 'count'; expected one of 'binary', 'continuous'"),
     (OptionsNotADataclass, "OptionsNotADataclass.Options is not a dataclass"),
     (NeedsAnArgument, "NeedsAnArgument.from_options(Options()) raised TypeError"),

@@ -136,10 +136,10 @@ def raise_if_problems(task: Task, **kwargs) -> None:
         raise TaskCheckError(f"{getattr(task, 'name', '?')!r} ({cls.__module__}:{cls.__qualname__})", problems)
 
 
-# ---- metadata: names, kinds and options, no TensorFlow calls ----------------------------------
+# ---- metadata: names, kinds and options, before any model call -------------------------------
 def _check_metadata(c: _Checker, task: Task, rebuild: bool):
     """The class-level declarations: (L, the support box or None); L is None when the names,
-    x_dim or outcome are too broken to check the model against."""
+    x_dim, outcome or dtype are too broken to check the model against."""
     name = getattr(task, "name", None)
     if not (isinstance(name, str) and name):
         c.add(f"name = {name!r}; expected a non-empty string (configs and runs show it)")
@@ -152,10 +152,10 @@ def _check_metadata(c: _Checker, task: Task, rebuild: bool):
     if getattr(task, "y_dim", 1) != 1:
         c.add(f"y_dim = {task.y_dim!r}; expected 1 (one outcome per design: the derived methods give y [B, n, 1])")
     try:
-        dtype = tf.as_dtype(task.dtype)
-        if not dtype.is_floating:
-            c.add(f"dtype = {dtype.name}; expected a floating dtype (tf.float32)")
+        dtype_ok = tf.as_dtype(task.dtype).is_floating
     except TypeError:
+        dtype_ok = False
+    if not dtype_ok:
         c.add(f"dtype = {getattr(task, 'dtype', None)!r}; expected a TensorFlow floating dtype (tf.float32)")
 
     names = c.call("parameter_names", lambda: task.parameter_names)
@@ -178,7 +178,7 @@ def _check_metadata(c: _Checker, task: Task, rebuild: bool):
         if inputs is not _FAILED and (isinstance(inputs, str) or len(inputs) != x_dim):
             c.add(f"input_names = {inputs!r}; expected {x_dim} names (x_dim = {x_dim})")
     _check_options(c, task, rebuild)
-    if not (isinstance(x_dim, (int, np.integer)) and x_dim >= 1 and outcome in OUTCOMES):
+    if not (isinstance(x_dim, (int, np.integer)) and x_dim >= 1 and outcome in OUTCOMES and dtype_ok):
         return None, box
     return num_params, box
 
@@ -297,9 +297,10 @@ def _check_prior(c: _Checker, task, b, L, dtype, seed):
     again = c.call(label, lambda: task.prior().sample(b, seed=seed))
     if again is not _FAILED and not np.array_equal(theta.numpy(), np.asarray(again)):
         c.add(f"{label} gives different draws for the same seed; expected stateless sampling (pass `seed` on to TFP)")
-    lp = c.call("prior().log_prob(theta)", prior.log_prob, theta)
+    label = f"prior().log_prob(theta [{b}, {L}])"
+    lp = c.call(label, prior.log_prob, theta)
     batch_hint = " (per-parameter distributions go in tfd.Independent(..., 1) or a joint one)"
-    if not c.tensor(f"prior().log_prob(theta [{b}, {L}])", lp, [b], None, why=batch_hint):
+    if not c.tensor(label, lp, [b], None, why=batch_hint):
         return None
     return theta
 
