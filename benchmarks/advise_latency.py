@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfp_aline.export import export_saved_model  # noqa: E402
-from tfp_aline.tasks.migraine.advice import Advisor  # noqa: E402
-from tfp_aline.tasks.migraine.history import HistoryWarning  # noqa: E402
+from tfp_aline.migraine.advice import Advisor  # noqa: E402
+from tfp_aline.migraine.history import HistoryWarning  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "example_person.csv"
 WARMUP = 10

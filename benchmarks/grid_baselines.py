@@ -19,8 +19,8 @@ import tensorflow as tf  # noqa: E402
 
 from tfp_aline.core.acquisition import run_acquisition  # noqa: E402
 from tfp_aline.core.targets import target_mask  # noqa: E402
-from tfp_aline.tasks.psychometric.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid  # noqa: E402
-from tfp_aline.tasks.psychometric.task import PsychometricTask  # noqa: E402
+from tfp_aline.psychometric.grid import PsiMarginalAcquisition, QuestPlusAcquisition, default_grid  # noqa: E402
+from tfp_aline.psychometric.task import PsychometricTask  # noqa: E402
 
 NUM_CANDIDATES, HORIZON = 200, 30
 

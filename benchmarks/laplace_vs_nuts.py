@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_aline.core.exact import laplace_posterior, nuts_posterior
-from tfp_aline.tasks.migraine.task import MigraineTask
+from tfp_aline.migraine.task import MigraineTask
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Load test of `tfp-aline serve`: N concurrent clients send a fixed number of advice requests for
 30-day histories; prints p50/p95/p99 latency, throughput and errors beside the in-process advise latency
-of the same histories, then sends malformed requests (every class in `tfp_aline.service.probes`) and
+of the same histories, then sends malformed requests (every class in `tfp_aline.migraine.service.probes`) and
 checks that all get a 4xx with a message and that the service is still healthy.
 
 Starts the service itself on a free local port (or uses --url), from the run given:
@@ -24,9 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfp_aline.service import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DAYS  # noqa: E402
-from tfp_aline.service.launch import ServerProcess  # noqa: E402
-from tfp_aline.service.probes import bad_requests, histories, read_days  # noqa: E402
+from tfp_aline.migraine.service import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DAYS  # noqa: E402
+from tfp_aline.migraine.service.launch import ServerProcess  # noqa: E402
+from tfp_aline.migraine.service.probes import bad_requests, histories, read_days  # noqa: E402
 
 WARMUP = 50
 
@@ -45,7 +45,7 @@ def cpu_seconds(pid) -> float:
 def in_process(run, bodies, calls):
     """Latency of the same advice computed in this process (no HTTP): the reader, the network and the
     JSON-able result, as the service computes them per request."""
-    from tfp_aline.service.advice_service import AdviceService
+    from tfp_aline.migraine.service.advice_service import AdviceService
 
     service = AdviceService(run)
     cycle = itertools.cycle(bodies)

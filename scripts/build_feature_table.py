@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.tasks.migraine.feature_table import read_feature_table, write_feature_table_xlsx
+from tfp_aline.migraine.feature_table import read_feature_table, write_feature_table_xlsx
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -34,8 +34,8 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from tfp_aline.tasks.migraine.advice import Advisor
-    from tfp_aline.tasks.migraine.history import HistoryWarning
+    from tfp_aline.migraine.advice import Advisor
+    from tfp_aline.migraine.history import HistoryWarning
 
     warnings.simplefilter("ignore", HistoryWarning)
     advisor = Advisor.from_run_dir(args.run)

@@ -1,5 +1,6 @@
-"""Save a trained run's query-strategy figure (README picture): the mean standardised features of the
-days the policy asks about, step by step, over simulated people.
+"""Save a trained run's query-strategy figure (README picture), for any task: where the designs the
+policy chooses lie, step by step, over simulated people (a strip for one design input, a scatter for
+two, a heatmap of the mean chosen input for more; for migraine, the days it asks about).
 
     python scripts/plot_query_strategy.py --run runs/migraine-... --out notebooks/figures/query_strategy.png
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Plot which days a trained policy queries at each step (PNG).")
+    p = argparse.ArgumentParser(description="Plot which designs a trained policy chooses at each step (PNG).")
     p.add_argument("--run", type=Path, required=True, help="run folder written by `tfp-aline train`")
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
     p.add_argument("--people", type=int, default=64, help="simulated people (default: 64)")
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         choices=("greedy", "sample", "random"),
         default="greedy",
-        help="how the next day is chosen (default: greedy, the policy's most probable day)",
+        help="how the next design is chosen (default: greedy, the policy's most probable one)",
     )
     return p
 

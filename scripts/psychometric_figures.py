@@ -23,8 +23,8 @@ import tensorflow as tf
 from tfp_aline.atomic import atomic_path
 from tfp_aline.core.acquisition import PolicyAcquisition, run_acquisition
 from tfp_aline.core.targets import target_mask
+from tfp_aline.psychometric.grid import QuestPlusAcquisition
 from tfp_aline.runs import load_run
-from tfp_aline.tasks.psychometric.grid import QuestPlusAcquisition
 
 
 def chosen_stimuli(batch, chosen):

@@ -72,7 +72,7 @@ def smoke_run_dir(smoke_training):
 @pytest.fixture(scope="session")
 def migraine_task():
     """The migraine task of the shipped feature table, built once per session (read-only)."""
-    from tfp_aline.tasks.migraine.task import MigraineTask
+    from tfp_aline.migraine.task import MigraineTask
 
     return MigraineTask()
 

@@ -88,12 +88,20 @@ def test_missing_and_invalid_files(tmp_path):
 
 
 def test_defaults_are_a_valid_config():
-    assert isinstance(config_from_dict({"name": "x"}), Config)
+    assert isinstance(config_from_dict({"name": "x", "task": {"name": "migraine"}}), Config)
+
+
+def test_there_is_no_default_task():
+    """A config without `task:` fails with one line that lists the installed tasks."""
+    with pytest.raises(ConfigError, match=r"task: missing; .*installed: migraine, psychometric"):
+        config_from_dict({"name": "x"})
+    with pytest.raises(ConfigError, match=r"task.name = 'nope': expected an installed task \(migraine, psychometric"):
+        config_from_dict({"name": "x", "task": {"name": "nope"}})
 
 
 def test_target_names_are_checked_without_building_the_task(monkeypatch):
     """Loading a migraine config reads the table's groups only: no prior, no baseline solve."""
-    from tfp_aline.tasks.migraine.task import MigraineTask
+    from tfp_aline.migraine.task import MigraineTask
 
     def refuse(*args, **kwargs):
         raise AssertionError("load_config built the task")

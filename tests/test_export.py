@@ -12,8 +12,8 @@ from conftest import ROOT
 from tfp_aline.cli.main import main
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.export import SIGNATURES, export_saved_model
-from tfp_aline.tasks.migraine.advice import Advisor
-from tfp_aline.tasks.migraine.history import HistoryWarning
+from tfp_aline.migraine.advice import Advisor
+from tfp_aline.migraine.history import HistoryWarning
 
 EXAMPLE = ROOT / "data" / "example_person.csv"
 

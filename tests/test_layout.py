@@ -23,11 +23,12 @@ RANKS = {
     "tfp_aline.runs": 4,
     "tfp_aline.training": 5,
     "tfp_aline.evaluation": 5,
-    "tfp_aline.tasks.migraine": 6,
-    "tfp_aline.tasks.psychometric": 6,
+    "tfp_aline.migraine": 6,
+    "tfp_aline.psychometric": 6,
     "tfp_aline.export": 7,
     "tfp_aline.cli": 7,
-    "tfp_aline.service": 7,  # the HTTP advice service (optional extra `serve`)
+    "tfp_aline.migraine.service": 7,  # the HTTP advice service (optional extra `serve`)
+    "tfp_aline.migraine.commands": 7,  # its commands, which start the service
     "tfp_aline.__main__": 7,
 }
 
@@ -84,7 +85,7 @@ def test_imports_point_down(path):
 
 def test_rank_lookup_prefers_the_longest_prefix():
     assert rank("tfp_aline.tasks.base") == 2
-    assert rank("tfp_aline.tasks.migraine.history") == 6
+    assert rank("tfp_aline.migraine.history") == 6
     assert rank("tfp_aline.core.rollout") == 1
     with pytest.raises(KeyError):
         rank("numpy")
@@ -104,3 +105,68 @@ def test_imports_inside_functions_are_seen(tmp_path):
         "tfp_aline.cli.main.main",
     ]
     assert rank("tfp_aline.cli.main") > rank("tfp_aline.core.objectives")
+
+
+def _module_graph():
+    """{module: modules of the package it imports}, at any depth, each import resolved to the
+    longest prefix that is one of the package's modules."""
+    names = {module_name(p): p for p in MODULES}
+    graph = {}
+    for me, path in names.items():
+        edges = set()
+        for _, target in imports(path):
+            parts = target.split(".")
+            for n in range(len(parts), 0, -1):
+                prefix = ".".join(parts[:n])
+                if prefix in names:
+                    if prefix != me and not me.startswith(prefix + "."):  # a package's own __init__
+                        edges.add(prefix)
+                    break
+        graph[me] = edges
+    return graph
+
+
+def _cycles(graph):
+    """Every import cycle once, as a list of modules (depth-first search with colours)."""
+    colour, stack, found = {}, [], []
+
+    def visit(node):
+        colour[node] = "grey"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if colour.get(nxt) == "grey":
+                found.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in colour:
+                visit(nxt)
+        stack.pop()
+        colour[node] = "black"
+
+    for node in sorted(graph):
+        if node not in colour:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles():
+    cycles = _cycles(_module_graph())
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# The built-in models: only their own subpackages (and the tests) may name them.
+MODEL_PACKAGES = ("tfp_aline.migraine", "tfp_aline.psychometric")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_generic_module_names_a_model(path):
+    me = module_name(path)
+    if me.startswith(MODEL_PACKAGES):
+        return
+    text = path.read_text()
+    named = [m for m in MODEL_PACKAGES if m in text or m.replace(".", "/") in text]
+    named += [f"imports {t}" for _, t in imports(path) if t.startswith(MODEL_PACKAGES)]
+    assert not named, f"{path.name} names {', '.join(named)}"

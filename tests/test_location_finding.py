@@ -37,7 +37,7 @@ def test_not_part_of_the_package():
     import tfp_aline.tasks.registry as registry
 
     assert not LocationFindingTask.__module__.startswith("tfp_aline")
-    assert CLASS not in registry.BUILTIN.values()
+    assert CLASS not in registry.installed_tasks().values()
 
 
 def test_log_posterior_is_prior_plus_likelihood_by_hand():

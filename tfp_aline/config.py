@@ -465,9 +465,33 @@ def config_warnings(cfg: Config) -> list:
     return []
 
 
-def load_config(path, overrides=None, check_targets: bool = True) -> Config:
-    """Read a YAML config, apply `--set` overrides, validate (including target groups)."""
+# The configs shipped with the package, which `--config NAME` finds from any folder.
+BUILTIN_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def builtin_configs() -> tuple[str, ...]:
+    """Names of the shipped configs (`tfp-aline train --config smoke`)."""
+    return tuple(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
+
+
+def resolve_config_path(path) -> Path:
+    """A config file's path as given or, for a bare name that is no file here (`migraine`,
+    `smoke.yaml`), the shipped config of that name."""
     path = Path(path)
+    if path.exists() or path.parent != Path("."):
+        return path
+    shipped = BUILTIN_CONFIGS / (path.name if path.suffix in (".yaml", ".yml") else path.name + ".yaml")
+    if shipped.exists():
+        return shipped
+    raise ConfigError(
+        f"{path}: config file not found, and no shipped config has that name ({', '.join(builtin_configs())})"
+    )
+
+
+def load_config(path, overrides=None, check_targets: bool = True) -> Config:
+    """Read a YAML config (a path, or a shipped config's name), apply `--set` overrides, validate
+    (including target groups)."""
+    path = resolve_config_path(path)
     raw = read_config_file(path)
     try:
         cfg = config_from_dict(apply_overrides(raw, overrides), default_name=path.stem)

@@ -1,4 +1,5 @@
-"""Export a trained run as a TensorFlow SavedModel with posterior, predictive and policy serving signatures."""
+"""Export a trained run of any task as a TensorFlow SavedModel with posterior, policy and (for runs
+with predictive targets) predictive serving signatures."""
 
 from __future__ import annotations
 
@@ -9,20 +10,20 @@ import tensorflow as tf
 
 from tfp_aline import atomic
 from tfp_aline.errors import TfpAlineError, write_problem
+from tfp_aline.nn.forward import raw_forward
 from tfp_aline.paths import check_replaceable
-from tfp_aline.tasks.migraine.advice import Advisor, raw_forward
 
 SIGNATURES = ("posterior", "predictive", "policy")
 SIGNATURE_FILE = "signature.json"
 
 _INPUTS = {
-    "context_x": ("float32", "[B, C, D]", "reported days' features in RAW units (feature order below)"),
-    "context_y": ("float32", "[B, C]", "their outcomes: 1 = migraine, 0 = none"),
+    "context_x": ("float32", "[B, C, D]", "observed designs in RAW units (input order below)"),
+    "context_y": ("float32", "[B, C]", "their outcomes (binary tasks: 1 or 0)"),
     "context_mask": ("bool", "[B, C]", "true for filled context slots (padding is false)"),
-    "target_x": ("float32", "[B, M, D]", "days to predict, raw units (predictive, policy)"),
-    "target_mask": ("bool", "[B, L + M]", "active targets: L parameters, then the M target days"),
-    "query_x": ("float32", "[B, N, D]", "candidate days to ask about, raw units (policy)"),
-    "taken": ("bool", "[B, N]", "candidates already asked (probability 0) (policy)"),
+    "target_x": ("float32", "[B, M, D]", "designs to predict, raw units (M = 0 without predictive targets)"),
+    "target_mask": ("bool", "[B, L + M]", "active targets: L parameters, then the M predictive targets"),
+    "query_x": ("float32", "[B, N, D]", "candidate designs to choose from, raw units (policy)"),
+    "taken": ("bool", "[B, N]", "candidates already chosen (probability 0) (policy)"),
 }
 _OUTPUTS = {
     "posterior": ("mixture_logits", "mixture_locs", "mixture_scales"),
@@ -77,9 +78,28 @@ class _Serving(tf.Module):
         return self._run(context_x, context_y, context_mask, target_x, target_mask, query_x, taken)
 
 
-def signature_info(run, advisor: Advisor) -> dict:
+def signatures_of(run) -> tuple[str, ...]:
+    """The signatures RUN's export carries: `predictive` only when it was trained with predictive targets."""
+    return SIGNATURES if run.cfg.episodes.num_predictive_targets > 0 else ("posterior", "policy")
+
+
+def _inputs(task):
+    """[(name, unit, typical range or None, mean, std)] of the task's D inputs: the feature table's
+    raw units and standardisation when the task has one, else the designs as they are."""
+    t = task.feature_table
+    if t is not None:
+        return [
+            (n, u, [float(lo), float(hi)], float(m), float(s))
+            for n, u, lo, hi, m, s in zip(t.names, t.units, t.range_low, t.range_high, t.mean, t.std)
+        ]
+    return [(n, "", None, 0.0, 1.0) for n in task.input_names()]
+
+
+def signature_info(run) -> dict:
     """The JSON description written beside the SavedModel: inputs, outputs, features, parameters."""
-    t = advisor.table
+    task = run.task
+    names = signatures_of(run)
+    e = run.cfg.episodes
     return {
         "format": "TensorFlow SavedModel; load with tf.saved_model.load(DIR).signatures[NAME](**inputs)",
         "run": str(run.path),
@@ -90,25 +110,21 @@ def signature_info(run, advisor: Advisor) -> dict:
                 "outputs": list(_OUTPUTS[name])
                 + ([o for n in ("posterior", "predictive") for o in _OUTPUTS[n]] if name == "policy" else []),
             }
-            for name in SIGNATURES
+            for name in names
         },
+        "task": task.name,
+        "outcome": task.outcome,
         "features": [
-            {
-                "index": i,
-                "name": n,
-                "unit": u,
-                "typical_range": [float(lo), float(hi)],
-                "mean": float(m),
-                "std": float(s),
-            }
-            for i, (n, u, lo, hi, m, s) in enumerate(zip(t.names, t.units, t.range_low, t.range_high, t.mean, t.std))
+            {"index": i, "name": n, "unit": u, "typical_range": r, "mean": m, "std": s}
+            for i, (n, u, r, m, s) in enumerate(_inputs(task))
         ],
-        "parameters": list(advisor.task.parameter_names),
-        "parameter_groups": {g: list(ix) for g, ix in advisor.task.parameter_groups.items()},
-        "context_capacity": advisor.capacity,
+        "parameters": list(task.parameter_names),
+        "parameter_groups": {g: list(ix) for g, ix in task.parameter_groups.items()},
+        # The model saw at most N0 + T observations per episode during training.
+        "context_capacity": e.num_initial_context + e.horizon,
         "notes": [
-            "features are raw units; the graph standardises them with the mean/std listed here",
-            "no missing feature values: every day needs all D features",
+            "inputs are raw units; the graph standardises them with the mean/std listed here",
+            "no missing input values: every design needs all D inputs",
             "posterior: Gaussian mixture per parameter, weights softmax(mixture_logits)",
             "policy returns every output of one forward pass (posterior, predictive, policy)",
         ],
@@ -136,30 +152,36 @@ def export_saved_model(run, out_dir, overwrite: bool = False) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise TfpAlineError(f"{out}: folder is not empty; choose another --out or pass --force to replace it")
     check_replaceable(out, "--out", keep=[run.path])
-    advisor = Advisor(run)
-    t = advisor.table
-    module = _Serving(run.model, t.mean, t.std)
+    task = run.task
+    if task.y_dim != 1:
+        raise TfpAlineError(
+            f"{run.path}: export takes tasks with one outcome per design; {task.name!r} has {task.y_dim}"
+        )
+    inputs = _inputs(task)
+    module = _Serving(run.model, [i[3] for i in inputs], [i[4] for i in inputs])
     try:
         with atomic.atomic_dir(out) as tmp:
-            tf.saved_model.save(module, str(tmp), signatures={n: getattr(module, n) for n in SIGNATURES})
-            (tmp / SIGNATURE_FILE).write_text(json.dumps(signature_info(run, advisor), indent=2, ensure_ascii=False))
-            (tmp / "README.md").write_text(_readme(advisor))
+            tf.saved_model.save(module, str(tmp), signatures={n: getattr(module, n) for n in signatures_of(run)})
+            (tmp / SIGNATURE_FILE).write_text(json.dumps(signature_info(run), indent=2, ensure_ascii=False))
+            (tmp / "README.md").write_text(_readme(run, inputs))
     except (OSError, tf.errors.OpError) as e:  # a full disk or an unwritable folder
         kept = f"{out} is unchanged" if out.exists() else "nothing was written"
         raise TfpAlineError(f"--out {out}: cannot write the SavedModel ({write_problem(e)}); {kept}") from None
     return out
 
 
-def _readme(advisor: Advisor) -> str:
-    names = "\n".join(f"{i:2d}. {n}" for i, n in enumerate(advisor.table.names))
-    return f"""# ALINE SavedModel (tfp_aline export)
+def _readme(run, inputs) -> str:
+    task = run.task
+    names = "\n".join(f"{i:2d}. {n}" + (f" ({u})" if u else "") for i, (n, u, *_) in enumerate(inputs))
+    e = run.cfg.episodes
+    return f"""# ALINE SavedModel (tfp_aline export of task {task.name!r})
 
 Load with TensorFlow only: `m = tf.saved_model.load(DIR); m.signatures["policy"](**inputs)`.
-Signatures: posterior, predictive, policy (inputs, shapes and outputs in {SIGNATURE_FILE}).
-Features are RAW units in this order (the graph standardises them); no missing values:
+Signatures: {", ".join(signatures_of(run))} (inputs, shapes and outputs in {SIGNATURE_FILE}).
+Inputs are RAW units in this order (the graph standardises them); no missing values:
 
 {names}
 
-Parameters (L = {advisor.task.num_parameters}): the weights above (logit change per SD) and the baseline logit.
-The model was trained with at most {advisor.capacity} reported days of context.
+Parameters (L = {task.num_parameters}): {", ".join(task.parameter_names)}.
+The model was trained with at most {e.num_initial_context + e.horizon} observations of context.
 """

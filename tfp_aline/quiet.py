@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tfp_aline import USER_TF_LOG_LEVEL
-
+# The user's own level, read before `configure` sets ours: `--verbose` gives it back.
+USER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 ENV_VERBOSE = "TFP_ALINE_VERBOSE"
 _state = {"verbose": False}
 

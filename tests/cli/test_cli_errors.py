@@ -108,8 +108,8 @@ def test_floats_as_people_write_them(tmp_path):
 
 # ---- 10: generate-mock ----------------------------------------------------------------------------
 def test_generate_mock_too_few_days_names_the_smallest_n_that_works(tmp_path, capsys):
-    from tfp_aline.tasks.migraine import mock_distribution as mock_mod
-    from tfp_aline.tasks.migraine.task import MigraineTask
+    from tfp_aline.migraine import mock_distribution as mock_mod
+    from tfp_aline.migraine.task import MigraineTask
 
     task = MigraineTask()
     with pytest.raises(mock_mod.MockSizeError) as e:
@@ -127,7 +127,7 @@ def test_generate_mock_too_few_days_names_the_smallest_n_that_works(tmp_path, ca
 # ---- 11, 12, 13: a person's history ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def table():
-    from tfp_aline.tasks.migraine.feature_table import read_feature_table
+    from tfp_aline.migraine.feature_table import read_feature_table
 
     return read_feature_table(ROOT / "data" / "migraine_prediction.xlsx")
 
@@ -138,7 +138,7 @@ def person():
 
 
 def history_error(path, table) -> str:
-    from tfp_aline.tasks.migraine.history import HistoryError, read_history
+    from tfp_aline.migraine.history import HistoryError, read_history
 
     with pytest.raises(HistoryError) as e:
         read_history(path, table)
@@ -159,7 +159,7 @@ def test_values_beyond_float32_or_implausible_are_refused_with_row_and_column(tm
 
 
 def test_unit_mix_ups_still_only_warn(tmp_path, table, person):
-    from tfp_aline.tasks.migraine.history import HistoryWarning, read_history
+    from tfp_aline.migraine.history import HistoryWarning, read_history
 
     person.loc[5, "Sleep duration (h)"] = "420"  # minutes for hours: far outside, but plausible as a slip
     path = tmp_path / "p.csv"
@@ -171,7 +171,7 @@ def test_unit_mix_ups_still_only_warn(tmp_path, table, person):
 def test_advice_with_non_finite_outputs_is_refused():
     from types import SimpleNamespace
 
-    from tfp_aline.cli.main import _check_finite
+    from tfp_aline.migraine.commands import _check_finite
     from tfp_aline.errors import TfpAlineError
 
     fine = SimpleNamespace(source="p.csv", outputs={"policy_probs": np.array([0.5, 0.5])})
@@ -196,7 +196,7 @@ def test_ambiguous_day_first_dates_are_refused_with_the_row(tmp_path, table, per
 
 
 def test_day_first_dates_settled_by_a_row_are_read_right_and_said(tmp_path, table, person):
-    from tfp_aline.tasks.migraine.history import HistoryWarning, read_history
+    from tfp_aline.migraine.history import HistoryWarning, read_history
 
     reference = read_history(PERSON, table)
     path = tmp_path / "p.csv"
@@ -214,7 +214,7 @@ def test_day_first_dates_settled_by_a_row_are_read_right_and_said(tmp_path, tabl
 
 
 def test_semicolon_file_with_decimal_commas_reads_like_the_comma_file(tmp_path, table):
-    from tfp_aline.tasks.migraine.history import read_history
+    from tfp_aline.migraine.history import read_history
 
     reference = read_history(PERSON, table)
     path = tmp_path / "semi.csv"

@@ -73,7 +73,7 @@ def test_a_relative_table_found_in_two_places_that_differ_is_refused(run_copy, t
 
 
 def test_the_same_table_in_both_places_is_fine(tmp_path, monkeypatch):
-    from tfp_aline.tasks.migraine.feature_table import resolve_data_path
+    from tfp_aline.migraine.feature_table import resolve_data_path
 
     (tmp_path / "data").mkdir()
     shutil.copy(ROOT / "data" / "migraine_prediction.xlsx", tmp_path / "data")
@@ -101,8 +101,8 @@ def test_a_history_the_prior_almost_never_produces_gets_a_one_line_warning(run_c
     hits = [w for w in warnings if "reported days are migraines" in w]
     assert len(hits) == 1 and "\n" not in hits[0] and "check the 'migraine' column" in hits[0]
 
-    from tfp_aline.tasks.migraine.advice import unlikely_outcomes
-    from tfp_aline.tasks.migraine.history import read_history
+    from tfp_aline.migraine.advice import unlikely_outcomes
+    from tfp_aline.migraine.history import read_history
 
     ordinary = read_history(PERSON, migraine_task.table, warn=False)
     assert unlikely_outcomes(migraine_task, ordinary.z[ordinary.reported], ordinary.y[ordinary.reported]) is None

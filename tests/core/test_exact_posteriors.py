@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfp_aline.core.exact import laplace_posterior, nuts_posterior
-from tfp_aline.tasks.migraine.feature_table import read_feature_table
-from tfp_aline.tasks.migraine.task import MigraineModelConfig, MigraineTask
+from tfp_aline.migraine.feature_table import read_feature_table
+from tfp_aline.migraine.task import MigraineModelConfig, MigraineTask
 
 
 @pytest.fixture(scope="module")

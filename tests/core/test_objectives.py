@@ -8,8 +8,8 @@ from tfp_aline.core import objectives
 from tfp_aline.core.choice import choice_noise, choose
 from tfp_aline.core.rollout import rollout
 from tfp_aline.core.targets import target_mask
+from tfp_aline.migraine.task import MigraineTask
 from tfp_aline.nn.model import AlineModel
-from tfp_aline.tasks.migraine.task import MigraineTask
 
 
 def test_rewards_weights_and_policy_loss_match_hand_computation():

@@ -8,7 +8,7 @@ import tensorflow as tf
 from scipy import stats
 
 from tfp_aline.evaluation import metrics as M
-from tfp_aline.tasks.migraine.gaussian_eig import eig_parameters, epig, mean_sigmoid
+from tfp_aline.migraine.gaussian_eig import eig_parameters, epig, mean_sigmoid
 
 
 # ---- metrics by hand ---------------------------------------------------------------------------

@@ -10,10 +10,10 @@ import tensorflow_probability as tfp
 from conftest import ROOT
 
 from tfp_aline.config import config_from_dict
-from tfp_aline.errors import ConfigError
-from tfp_aline.evaluation.evaluate import applicable, available_methods
+from tfp_aline.errors import ConfigError, TfpAlineError
+from tfp_aline.evaluation.evaluate import applicable, available_methods, check_method
+from tfp_aline.psychometric.task import PsychometricTask
 from tfp_aline.tasks.base import Task
-from tfp_aline.tasks.psychometric.task import PsychometricTask
 from tfp_aline.tasks.registry import build_task, parse_task_section
 
 tfd = tfp.distributions
@@ -66,9 +66,9 @@ def test_migraine_keeps_its_named_joint_and_agrees_with_the_generic_route(migrai
 
 
 def test_tasks_by_name_or_import_path_with_their_own_validated_options():
-    by_path = parse_task_section({"class": "tfp_aline.tasks.psychometric.task:PsychometricTask"})
+    by_path = parse_task_section({"class": "tfp_aline.psychometric.task:PsychometricTask"})
     assert isinstance(build_task(by_path), PsychometricTask) and by_path.to_dict() == by_path.to_dict()
-    assert by_path.to_dict() == {"class": "tfp_aline.tasks.psychometric.task:PsychometricTask"}
+    assert by_path.to_dict() == {"class": "tfp_aline.psychometric.task:PsychometricTask"}
     with pytest.raises(ConfigError, match=r"task\.table: unknown key for task 'psychometric'"):
         parse_task_section({"name": "psychometric", "table": "data/migraine_prediction.xlsx"})
     with pytest.raises(ConfigError, match=r"task\.base_rate = 2\.0"):
@@ -85,6 +85,11 @@ def test_evaluation_asks_the_task_for_its_methods(migraine_task):
     assert available_methods(PsychometricTask()) == ("policy", "random", "uncertainty", "questplus", "psi-marginal")
     assert available_methods(migraine_task)[-2:] == ("greedy-eig", "greedy-epig")
     assert available_methods(LinearGaussian()) == ("policy", "random")  # no binary predictive head
+    # A run trained without predictive targets has an untrained predictive head: not offered.
+    untrained = available_methods(PsychometricTask(), predictive_head=False)
+    assert untrained == ("policy", "random", "questplus", "psi-marginal")
+    with pytest.raises(TfpAlineError, match="'uncertainty' needs a trained predictive head"):
+        check_method("uncertainty", PsychometricTask(), predictive_head=False)
     assert applicable("greedy-eig", "all", migraine_task) and not applicable("greedy-eig", "predictive", migraine_task)
     assert applicable("greedy-epig", "predictive", migraine_task) and not applicable(
         "greedy-epig", "sleep", migraine_task

@@ -12,8 +12,8 @@ from tfp_aline.core.choice import choice_noise
 from tfp_aline.core.rollout import random_choices, rollout, state_from_choices
 from tfp_aline.core.rollout_state import initial_state, observe, state_after
 from tfp_aline.core.targets import target_mask
+from tfp_aline.migraine.task import MigraineTask
 from tfp_aline.nn.model import AlineModel
-from tfp_aline.tasks.migraine.task import MigraineTask
 from tfp_aline.training.gradients import sample_steps, stepwise_gradients
 
 

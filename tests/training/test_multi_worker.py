@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from tfp_aline.service.launch import free_port
+from tfp_aline.migraine.service.launch import free_port
 
 # Float32 all-reduce of two half-batch gradients vs one whole-batch gradient: round-off only.
 # (Measured: 4.3e-6 after the 6 epochs of configs/smoke.yaml.)

@@ -71,11 +71,17 @@ class EvalResult:
     pit: dict = dataclasses.field(default_factory=dict)  # (target, method, step) -> CDF at the truth [K]
 
 
-def available_methods(task) -> tuple[str, ...]:
-    """Every method for this task: the generic ones, then the task's own baselines.
-    Uncertainty sampling needs a binary predictive head."""
-    generic = CHEAP if task.outcome == "binary" else ("policy", "random")
+def available_methods(task, predictive_head: bool = True) -> tuple[str, ...]:
+    """Every method for this task: the generic ones, then the task's own baselines. Uncertainty
+    sampling needs a binary predictive head that was trained (`predictive_head`: the run had
+    predictive targets)."""
+    generic = CHEAP if task.outcome == "binary" and predictive_head else ("policy", "random")
     return generic + tuple(task.evaluation_methods())
+
+
+def has_predictive_head(run) -> bool:
+    """The run trained its predictive head (episodes.num_predictive_targets > 0)."""
+    return run.cfg.episodes.num_predictive_targets > 0
 
 
 def applicable(method: str, target: str, task) -> bool:
@@ -86,9 +92,14 @@ def applicable(method: str, target: str, task) -> bool:
     return (target == PREDICTIVE) == (spec.targets == "predictive")
 
 
-def check_method(name: str, task) -> None:
-    """Raise if `name` is not a method for this task."""
-    allowed = available_methods(task)
+def check_method(name: str, task, predictive_head: bool = True) -> None:
+    """Raise if `name` is not a method for this task (and run: see `available_methods`)."""
+    allowed = available_methods(task, predictive_head)
+    if name == "uncertainty" and name in available_methods(task) and not predictive_head:
+        raise TfpAlineError(
+            "--methods: 'uncertainty' needs a trained predictive head, and this run was trained with "
+            "episodes.num_predictive_targets = 0"
+        )
     if name not in allowed:
         raise TfpAlineError(
             f"--methods: unknown method {name!r} for task {task.name!r} (expected: {', '.join(allowed)})"
@@ -98,7 +109,7 @@ def check_method(name: str, task) -> None:
 def make_method(name: str, run):
     """An `Acquisition` by name, for the run's task and model."""
     task, model = run.task, run.model
-    check_method(name, task)
+    check_method(name, task, has_predictive_head(run))
     if name == "policy":
         return PolicyAcquisition(model)
     if name == "random":
@@ -226,9 +237,10 @@ def _plan(run, settings: EvalSettings):
     e = cfg.episodes
     T = settings.horizon or e.horizon
     N = settings.num_candidates or e.num_candidates
-    methods = settings.methods or available_methods(task)
+    head = has_predictive_head(run)
+    methods = settings.methods or available_methods(task, head)
     for name in methods:
-        check_method(name, task)
+        check_method(name, task, head)
     targets = settings.targets or cfg.target_names
     if T > N:
         raise TfpAlineError(f"horizon {T} exceeds the {N} candidates")

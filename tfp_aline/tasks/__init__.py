@@ -1,13 +1,11 @@
-"""Bayesian models (TFP only, no Keras) behind one interface, `Task`; loaded on first use, so that
-reading a config does not import TensorFlow."""
+"""The interface of a Bayesian model (TFP only, no Keras), `Task`, and the registry that finds one;
+loaded on first use, so that reading a config does not import TensorFlow. The built-in models
+live in their own subpackages, above training and evaluation."""
 
 import importlib
 
 _EXPORTS = {
     "Task": "tfp_aline.tasks.base",
-    "MigraineTask": "tfp_aline.tasks.migraine.task",
-    "MigraineModelConfig": "tfp_aline.tasks.migraine.task",
-    "PsychometricTask": "tfp_aline.tasks.psychometric.task",
 }
 
 __all__ = list(_EXPORTS)

@@ -1,19 +1,18 @@
-"""Finding a task class by built-in name or import path, and validating its config section."""
+"""Finding a task class by installed name (entry points) or import path, and validating its config section."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import inspect
+from importlib.metadata import entry_points
 from typing import Any, Mapping
 
 from tfp_aline.errors import ConfigError, TfpAlineError
 
-# Built-in tasks by name; any other task is named by import path, "package.module:ClassName".
-BUILTIN = {
-    "migraine": "tfp_aline.tasks.migraine.task:MigraineTask",
-    "psychometric": "tfp_aline.tasks.psychometric.task:PsychometricTask",
-}
+# Installed packages register tasks by name in this entry point group (tfp_aline's own built-in
+# models do so in its pyproject.toml); any other task is named by import path, "package.module:ClassName".
+TASKS_GROUP = "tfp_aline.tasks"
 SELECTORS = ("name", "class")
 BUILTIN_TARGETS = ("all", "predictive")
 
@@ -23,7 +22,7 @@ class TaskConfig:
     """A run's task: `name` (built-in) or `class` (import path), and that task's own options
     (an instance of the task class's `Options` dataclass, or None before it is resolved)."""
 
-    name: str = "migraine"
+    name: str = ""  # no default task: a config names one
     options: Any = None
     by_path: bool = False
 
@@ -32,16 +31,26 @@ class TaskConfig:
         return {**head, **(dataclasses.asdict(self.options) if self.options is not None else {})}
 
 
+def installed_tasks() -> dict[str, str]:
+    """{name: 'module:Class'} of every task an installed package registers, sorted by name."""
+    return {ep.name: ep.value for ep in sorted(entry_points(group=TASKS_GROUP), key=lambda e: e.name)}
+
+
+def _unknown_name(key: str, spec) -> ConfigError:
+    names = ", ".join(installed_tasks()) or "none (is tfp_aline installed? pip install -e .)"
+    return ConfigError(
+        f"task.{key} = {spec!r}: expected an installed task ({names}; `tfp-aline tasks` lists them), "
+        "or task.class = 'package.module:ClassName' for a task of your own"
+    )
+
+
 def task_class(spec: str):
-    """The Task subclass for a built-in name or a 'module:Class' path."""
+    """The Task subclass for an installed task's name or a 'module:Class' path."""
     from tfp_aline.tasks.base import Task
 
-    path = BUILTIN.get(spec, spec)
+    path = installed_tasks().get(spec, spec)
     if ":" not in path:
-        raise ConfigError(
-            f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
-            "'package.module:ClassName' for a task of your own"
-        )
+        raise _unknown_name("name", spec)
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -109,21 +118,24 @@ def parse_task_section(raw) -> TaskConfig:
     Exactly one of `name` / `class`; every other key must be a field of that task's `Options`.
     """
     if raw is None:
-        raw = {"name": "migraine"}
+        names = ", ".join(installed_tasks()) or "none installed"
+        raise ConfigError(
+            f"task: missing; name one, e.g. task: {{name: psychometric}} (installed: {names}), "
+            "or task: {class: 'package.module:ClassName'} for a task of your own"
+        )
     if not isinstance(raw, Mapping):
         raise ConfigError(f"task: expected a mapping with 'name' (or 'class') and the task's options, got {raw!r}")
     chosen = [k for k in SELECTORS if k in raw]
     if len(chosen) > 1:
-        raise ConfigError("task: give either 'name' (a built-in task) or 'class' (an import path), not both")
-    key = chosen[0] if chosen else "name"
-    spec = raw.get(key, "migraine")
+        raise ConfigError("task: give either 'name' (an installed task) or 'class' (an import path), not both")
+    if not chosen:
+        raise ConfigError("task: missing 'name' (an installed task, `tfp-aline tasks` lists them) or 'class'")
+    key = chosen[0]
+    spec = raw[key]
     if not isinstance(spec, str):
         raise ConfigError(f"task.{key}: expected a string, got {spec!r}")
-    if key == "name" and spec not in BUILTIN:
-        raise ConfigError(
-            f"task.name = {spec!r}: expected one of {', '.join(BUILTIN)}, or task.class = "
-            "'package.module:ClassName' for a task of your own"
-        )
+    if key == "name" and spec not in installed_tasks():
+        raise _unknown_name("name", spec)
     cls = task_class(spec)
     if not dataclasses.is_dataclass(getattr(cls, "Options", None)):
         raise ConfigError(f"task.{key} = {spec!r}: {cls.__name__}.Options must be a dataclass of the task's options")

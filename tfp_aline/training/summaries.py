@@ -40,7 +40,11 @@ def _png(fig) -> tf.Tensor:
 
 
 def query_strategy_figure(chosen_x, x_names, title):
-    """Heatmap of the mean chosen input per step: chosen_x [T, B, Dx] -> matplotlib figure."""
+    """Where the chosen designs lie, step by step: chosen_x [T, B, Dx] -> matplotlib figure.
+
+    By the task's design dimensions: one input, a strip of every episode's choice per step; two,
+    a scatter of the designs coloured by step; more, a heatmap of the mean chosen input per step.
+    """
     from matplotlib.figure import Figure
 
     chosen_x = np.asarray(chosen_x)
@@ -52,6 +56,15 @@ def query_strategy_figure(chosen_x, x_names, title):
         ax.set_xlabel("query step t")
         ax.set_ylabel(x_names[0])
         ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        return fig
+    if chosen_x.shape[-1] == 2:  # a design plane: where in it, and when
+        steps = np.repeat(np.arange(1, chosen_x.shape[0] + 1), chosen_x.shape[1])
+        points = ax.scatter(chosen_x[..., 0].ravel(), chosen_x[..., 1].ravel(), c=steps, cmap="viridis", s=6, alpha=0.6)
+        ax.set_xlabel(x_names[0])
+        ax.set_ylabel(x_names[1])
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(points, ax=ax, label="query step t")
         fig.tight_layout()
         return fig
     mean = chosen_x.mean(axis=1)  # [T, Dx]
@@ -68,7 +81,7 @@ def query_strategy_figure(chosen_x, x_names, title):
     ax.set_yticks(range(len(x_names)), x_names, fontsize=6)
     ax.set_xlabel("query step t")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="mean chosen input (standardised)")
+    fig.colorbar(im, ax=ax, label="mean chosen input (network units)")
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,451 @@
+"""Advice for one person from a trained run: trigger posteriors, migraine risk and the next day to ask about."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_probability as tfp
+from scipy.special import ndtr
+
+from tfp_aline.core.targets import PREDICTIVE, target_mask
+from tfp_aline.errors import TfpAlineError
+from tfp_aline.migraine.history import HistoryWarning, PersonHistory, read_history
+from tfp_aline.nn.forward import raw_forward
+
+tfd = tfp.distributions
+
+QUANTILES = (0.05, 0.95)
+
+
+def mixture_moments(logits, locs, scales):
+    """Mean and sd of Gaussian mixtures: arrays [..., K] -> ([...], [...])."""
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    mean = (w * locs).sum(-1)
+    var = (w * (scales**2 + locs**2)).sum(-1) - mean**2
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def mixture_quantiles(logits, locs, scales, probs=QUANTILES, iterations=60):
+    """Quantiles of Gaussian mixtures by bisection on the exact mixture CDF.
+
+    logits, locs, scales: [L, K] -> [L, len(probs)]. 60 halvings of a bracket a few dozen sd wide
+    leave an error far below 1e-6.
+    """
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    p = np.asarray(probs, float)[None, :, None]  # [1, Q, 1]
+    lo = np.broadcast_to((locs - 12 * scales).min(-1)[:, None], (len(locs), p.shape[1])).copy()
+    hi = np.broadcast_to((locs + 12 * scales).max(-1)[:, None], lo.shape).copy()
+    w, locs, scales = w[:, None], locs[:, None], scales[:, None]  # [L, 1, K]
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        below = (w * ndtr((mid[..., None] - locs) / scales)).sum(-1) < p[..., 0]
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+UNLIKELY = 1e-3  # below this prior-predictive tail probability the history is out of the model's range
+
+
+def unlikely_outcomes(task, z, y, draws: int = 4000) -> str | None:
+    """A warning when the number of migraine days among the reported days z [n, D] (standardised), y [n]
+    is one the prior almost never produces: the network was trained on people drawn from that prior,
+    so on such a history its answers can be far from the exact posterior."""
+    n, k = len(y), int(np.sum(y))
+    if n < 5:
+        return None
+    rng = np.random.default_rng(0)  # fixed: the same history always gets the same answer
+    theta = rng.normal(task.prior_mean, task.prior_std, size=(draws, task.num_parameters))
+    p = 1.0 / (1.0 + np.exp(-(np.asarray(z) @ theta[:, :-1].T + theta[:, -1])))  # [n, draws]
+    counts = (rng.random(p.shape) < p).sum(0)
+    tail = min(np.mean(counts >= k), np.mean(counts <= k))
+    if tail >= UNLIKELY:
+        return None
+    return (
+        f"{k} of {n} reported days are migraines, which fewer than 1 in {1 / UNLIKELY:.0f} people of the "
+        "model's prior have: the model was not trained on such histories and its answers may be wrong; "
+        "check the 'migraine' column (1 = migraine, 0 = none)"
+    )
+
+
+@dataclasses.dataclass
+class Advice:
+    """What `Advisor.advise` returns.
+
+    posterior (property): tfd.MixtureSameFamily with batch shape [L], q(theta_l | reported days);
+    triggers: one row per parameter (parameter, category, mean, sd, q05, q95, prior_mean, prior_sd);
+    risk: p(migraine) per unreported and future day (day, kind, row, date, p_migraine);
+    next_questions: unreported days ranked by the policy (rank, day, row, date, probability, p_migraine);
+    used_days / dropped_days: reported days given to the model / older ones left out (capacity);
+    check: the per-person PSIS check of the posterior against the exact one (`PersonCheck`):
+        k-hat, ESS, and which posterior to trust (the corrected one, or the exact reference);
+    inputs: the raw-unit arrays fed to the network (for checks against the SavedModel).
+    """
+
+    triggers: pd.DataFrame
+    risk: pd.DataFrame
+    next_questions: pd.DataFrame
+    target: object
+    used_days: int
+    dropped_days: int
+    capacity: int
+    max_context: int
+    source: str
+    warnings: list
+    check: object = None
+    inputs: dict = dataclasses.field(repr=False, default_factory=dict)
+    outputs: dict = dataclasses.field(repr=False, default_factory=dict)
+
+    @functools.cached_property
+    def posterior(self) -> tfd.MixtureSameFamily:
+        """q(theta_l | reported days) for all L parameters: a Gaussian mixture, batch shape [L]."""
+        # Built on first use: constructing tfd objects costs about as much as the network call.
+        o = self.outputs
+        return tfd.MixtureSameFamily(
+            tfd.Categorical(logits=o["mixture_logits"][0]), tfd.Normal(o["mixture_locs"][0], o["mixture_scales"][0])
+        )
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able content (no tfd objects; the mixtures as lists)."""
+        return {
+            "source": self.source,
+            "target": self.target if isinstance(self.target, str) else list(self.target),
+            "capacity": self.capacity,
+            "max_context": self.max_context,
+            "used_days": self.used_days,
+            "dropped_days": self.dropped_days,
+            "warnings": list(self.warnings),
+            "triggers": _records(self.triggers),
+            "risk": _records(self.risk),
+            "next_questions": _records(self.next_questions),
+            "posterior_mixture": {
+                k: self.outputs[k][0].tolist() for k in ("mixture_logits", "mixture_locs", "mixture_scales")
+            },
+            "check": None if self.check is None else self.check.to_dict(),
+        }
+
+
+@dataclasses.dataclass
+class PersonCheck:
+    """The PSIS check of one person's amortized posterior (`core/psis.py`).
+
+    khat, ess, num_samples: Pareto k-hat and effective sample size of the importance weights of
+    num_samples amortized draws; posterior: 'corrected' (k-hat <= 0.7: the weighted draws) or the
+    exact reference's name (k-hat above: the amortized posterior is not to be trusted for this
+    person); parameters: per parameter (parameter, mean, sd, q05, q95) of that posterior.
+    """
+
+    khat: float
+    ess: float
+    num_samples: int
+    posterior: str
+    parameters: pd.DataFrame
+
+    @property
+    def ok(self) -> bool:
+        from tfp_aline.core.psis import KHAT_MAX
+
+        return bool(self.khat <= KHAT_MAX)
+
+    def line(self) -> str:
+        """The check in one line, as `advise` prints it."""
+        from tfp_aline.core.psis import KHAT_MAX
+
+        head = f"check: PSIS k-hat {self.khat:.2f}, ESS {self.ess:.0f} of {self.num_samples} draws"
+        if self.ok:
+            return (
+                f"{head} (k-hat <= {KHAT_MAX}): the amortized posterior is close to the exact one for this "
+                "person; column 'checked' is its importance-weighted correction"
+            )
+        return (
+            f"{head} (k-hat > {KHAT_MAX}): the amortized posterior is not reliable for this person; "
+            f"column 'checked' is the exact reference ({self.posterior}) instead"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "khat": float(self.khat),
+            "ess": float(self.ess),
+            "num_samples": int(self.num_samples),
+            "ok": self.ok,
+            "posterior": self.posterior,
+            "message": self.line(),
+            "parameters": _records(self.parameters),
+        }
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    def plain(v):
+        if v is pd.NaT:  # a history without dates: NaT is neither a Timestamp nor JSON
+            return None
+        if isinstance(v, (pd.Timestamp, np.datetime64)):
+            return None if pd.isna(v) else str(v)[:10]
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, (float, np.floating)):
+            return None if math.isnan(v) else float(v)
+        if isinstance(v, np.bool_):
+            return bool(v)
+        return v
+
+    return [{k: plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+class Advisor:
+    """A trained run ready to advise: the model, its task and one compiled forward pass."""
+
+    def __init__(self, run):
+        task = run.task
+        if task.feature_table is None:
+            raise TfpAlineError(f"{run.path}: advise needs a run with a feature table (task {task.name!r} has none)")
+        self.run, self.task, self.model, self.table = run, task, run.model, task.feature_table
+        e = run.cfg.episodes
+        # The model saw at most N0 + T observed days per episode during training.
+        self.capacity = e.num_initial_context + e.horizon
+        self._mean = tf.constant(self.table.mean, tf.float32)
+        self._std = tf.constant(self.table.std, tf.float32)
+        self._forward = tf.function(self._call, reduce_retracing=True)
+
+    @classmethod
+    def from_run_dir(cls, run_dir) -> Advisor:
+        from tfp_aline.runs import load_run
+
+        return cls(load_run(run_dir))
+
+    def _call(self, context_x, context_y, context_mask, target_x, target_mask, query_x, taken):
+        return raw_forward(
+            self.model, self._mean, self._std, context_x, context_y, context_mask, target_x, target_mask, query_x, taken
+        )
+
+    def read(self, source, outcome=True) -> PersonHistory:
+        """A CSV path or DataFrame -> PersonHistory checked against this run's feature table."""
+        return source if isinstance(source, PersonHistory) else read_history(source, self.table, outcome=outcome)
+
+    def read_days(self, history, target="all", future_days=None, max_context: int | None = None):
+        """The checks and reading `advise` starts with (arguments as `advise`'s), warnings issued:
+        -> (history, future days or None, context cap, used indices, dropped indices, notes)."""
+        if not (isinstance(target, str) and target == PREDICTIVE):
+            self.task.parameter_indices(target)  # an unknown target fails before any reading
+        h = self.read(history)
+        future = None if future_days is None else self.read(future_days, outcome=False)
+        cap = self.capacity if max_context is None else int(max_context)
+        if cap < 0:
+            raise TfpAlineError(f"max_context must be >= 0, got {cap}")
+        used, dropped = h.context_indices(cap)
+        new = []
+        if cap > self.capacity:
+            new.append(
+                f"max_context {cap} exceeds the {self.capacity} observed days the model was "
+                "trained with; the network has to extrapolate"
+            )
+        if len(dropped):
+            since = f" ({h.labels()[used[0]]} onwards)" if len(used) else ""
+            new.append(
+                f"{len(dropped)} older reported day(s) left out: the model takes at most {cap} "
+                f"reported days, so the {len(used)} most recent are used{since}"
+            )
+        unlikely = unlikely_outcomes(self.task, h.z[h.reported], h.y[h.reported])
+        if unlikely:
+            new.append(unlikely)
+        for msg in new:
+            warnings.warn(msg, HistoryWarning, stacklevel=3)
+        notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new
+        return h, future, cap, used, dropped, notes
+
+    def advise(self, history, target="all", future_days=None, max_context: int | None = None) -> Advice:
+        """Posterior of every trigger weight, risk of unreported (and future) days, next questions.
+
+        history: PersonHistory, CSV path or DataFrame; target: 'all', a category ('sleep'), a
+        parameter name, a tuple of these, or 'predictive' (the future days if given, else the
+        unreported days); future_days: coming days (no outcomes) as path/DataFrame/PersonHistory;
+        max_context: reported days given to the model (default: the training capacity), the most
+        recent ones.
+        """
+        h, future, cap, used, dropped, notes = self.read_days(history, target, future_days, max_context)
+
+        open_days, person = self.network_inputs(h, future, target, used)
+        inputs = {k: v[None] for k, v in person.items()}
+        outputs = {k: v.numpy() for k, v in self._forward(**inputs).items()}
+        advice = self._advice(h, future, target, outputs, inputs, used, dropped, cap, notes, open_days)
+        advice.check = self.check(advice)
+        return advice
+
+    def network_inputs(self, h: PersonHistory, future, target, used):
+        """One person's network inputs, without a batch dimension, from `read_days`'s results:
+        -> (indices of the unreported days, {context_x [C, D], context_y [C], context_mask [C],
+        target_x [M, D], target_mask [L + M], query_x [N, D], taken [N]}) in raw units."""
+        d = self.table.num_features
+        # Empty slots are masked out and change nothing, so a huge max_context costs no memory.
+        slots = max(len(used), 1)
+        context_x = np.zeros((slots, d), np.float32)
+        context_y = np.zeros(slots, np.float32)
+        context_mask = np.zeros(slots, bool)
+        context_x[: len(used)], context_y[: len(used)] = h.raw[used], h.y[used]
+        context_mask[: len(used)] = True
+        open_days = np.flatnonzero(~h.reported)
+        future_raw = np.zeros((0, d)) if future is None else future.raw
+        target_x = np.concatenate([h.raw[open_days], future_raw]).astype(np.float32)
+        tmask = self._target_mask(target, len(target_x), len(open_days), len(future_raw))[0]
+        # With nothing left to ask, one dummy candidate keeps a single compiled graph; it is ignored.
+        query_x = (h.raw[open_days] if len(open_days) else np.zeros((1, d))).astype(np.float32)
+        inputs = dict(
+            context_x=context_x,
+            context_y=context_y,
+            context_mask=context_mask,
+            target_x=target_x,
+            target_mask=tmask,
+            query_x=query_x,
+            taken=np.zeros(len(query_x), bool),
+        )
+        return open_days, inputs
+
+    def check(self, advice: Advice, num_samples: int = 1000, seed=(0, 0)) -> PersonCheck:
+        """PSIS check of the advice's posterior against the task's exact posterior of the same
+        reported days: the corrected posterior if k-hat <= 0.7, else the exact reference."""
+        return self.check_outputs(advice.inputs, advice.outputs, num_samples, seed)
+
+    def check_outputs(self, inputs: dict, outputs: dict, num_samples: int = 1000, seed=(0, 0)) -> PersonCheck:
+        """`check` from the network's inputs and outputs of one person (arrays with a batch
+        dimension of 1), for callers that ran the network themselves (the service)."""
+        from tfp_aline.core.psis import psis_check
+
+        i = inputs
+        x = ((i["context_x"] - self.table.mean) / self.table.std).astype(np.float32)  # the task's units
+        y, mask = i["context_y"][..., None], i["context_mask"]
+        o = outputs
+        q = tfd.MixtureSameFamily(
+            tfd.Categorical(logits=o["mixture_logits"]), tfd.Normal(o["mixture_locs"], o["mixture_scales"])
+        )  # batch [1, L]
+        c = psis_check(self.task, q, x, y, mask, num_samples=num_samples, seed=seed)
+        if c.ok[0]:
+            mean, sd = c.corrected_mean()[0], c.corrected_sd()[0]
+            lo, hi = np.moveaxis(c.corrected_quantiles(QUANTILES)[0], -1, 0)
+            name = "corrected"
+        else:
+            ref = np.asarray(self.task.reference_posterior(x, y, mask, num_samples, tf.constant(seed)).samples)[:, 0]
+            mean, sd = ref.mean(0), ref.std(0)
+            lo, hi = np.quantile(ref, QUANTILES, axis=0)
+            name = self.task.reference_name
+        parameters = pd.DataFrame(
+            {"parameter": self.task.parameter_names, "mean": mean, "sd": sd, "q05": lo, "q95": hi}
+        )
+        return PersonCheck(float(c.khat[0]), float(c.ess[0]), num_samples, name, parameters)
+
+    def _target_mask(self, target, m, num_open, num_future):
+        if isinstance(target, str) and target == PREDICTIVE:
+            if num_open + num_future == 0:
+                raise TfpAlineError("target 'predictive' needs unreported days or future days to predict")
+            row = np.zeros(self.task.num_parameters + m, bool)
+            # The coming days are the goal: the given future days, else the unreported ones.
+            start = self.task.num_parameters + (num_open if num_future else 0)
+            row[start:] = True
+            return row[None]
+        return target_mask(self.task, "all" if target is None else target, 1, m).numpy()
+
+    def _advice(self, h, future, target, out, inputs, used, dropped, cap, notes, open_days) -> Advice:
+        logits, locs, scales = (out[k][0].astype(float) for k in ("mixture_logits", "mixture_locs", "mixture_scales"))
+        mean, sd = mixture_moments(logits, locs, scales)
+        q = mixture_quantiles(logits, locs, scales)
+        category = [""] * self.task.num_parameters
+        for group, idx in self.task.parameter_groups.items():
+            for i in idx:
+                category[i] = group
+        triggers = pd.DataFrame(
+            {
+                "parameter": self.task.parameter_names,
+                "category": category,
+                "mean": mean,
+                "sd": sd,
+                "q05": q[:, 0],
+                "q95": q[:, 1],
+                "prior_mean": self.task.prior_mean,
+                "prior_sd": self.task.prior_std,
+            }
+        )
+
+        p = out["predictive_probs"][0].astype(float)
+        labels = h.labels()
+        days = [_day(labels[i], h.rows[i], None if h.dates is None else h.dates[i]) for i in open_days]
+        if future is not None:
+            flabels = future.labels()
+            days += [
+                _day(flabels[i], future.rows[i], None if future.dates is None else future.dates[i], "future")
+                for i in range(future.num_days)
+            ]
+        risk = pd.DataFrame(days, columns=["day", "kind", "row", "date"]).assign(p_migraine=p)
+
+        n = len(open_days)
+        policy = out["policy_probs"][0, :n].astype(float) if n else np.zeros(0)
+        order = np.argsort(-policy, kind="stable")
+        questions = risk.iloc[:n].drop(columns="kind").iloc[order].reset_index(drop=True)
+        questions.insert(0, "rank", np.arange(1, n + 1))
+        questions.insert(4, "probability", policy[order])
+        if n == 0:
+            notes.append("every day is reported: there is nothing left to ask about")
+        return Advice(
+            triggers=triggers,
+            risk=risk,
+            next_questions=questions,
+            target=target,
+            used_days=len(used),
+            dropped_days=len(dropped),
+            capacity=self.capacity,
+            max_context=cap,
+            source=h.source,
+            warnings=notes,
+            inputs=inputs,
+            outputs=out,
+        )
+
+
+def _day(label, row, date, kind="unreported"):
+    return (label, kind, int(row), pd.NaT if date is None else pd.Timestamp(date))
+
+
+def format_advice(advice: Advice, top: int = 5) -> str:
+    """A readable text report: triggers with 90% intervals, risk per day, the top questions."""
+    a = advice
+    lines = [
+        f"advice for {a.source}: {a.used_days} reported day(s) used"
+        + (f", {a.dropped_days} older left out (at most {a.max_context} are used)" if a.dropped_days else "")
+        + f"; target: {a.target if isinstance(a.target, str) else ', '.join(a.target)}"
+    ]
+    lines += [f"warning: {w}" for w in a.warnings]
+    if a.check is not None:
+        lines.append(a.check.line())
+    t = a.triggers.copy()
+    t["90% interval"] = [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(t.q05, t.q95)]
+    columns = ["parameter", "category", "mean", "90% interval", "prior_mean"]
+    if a.check is not None:
+        t["checked"] = a.check.parameters["mean"].to_numpy()
+        columns.insert(4, "checked")
+    t = t[columns]
+    lines += [
+        "",
+        "trigger weights (logit change per SD of the factor; baseline: logit of a typical day):",
+        t.to_string(index=False, float_format=lambda v: f"{v:+.2f}"),
+    ]
+    if len(a.risk):
+        r = a.risk[["day", "kind", "p_migraine"]]
+        lines += [
+            "",
+            "p(migraine) on days without a report:",
+            r.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        ]
+    if len(a.next_questions):
+        qn = a.next_questions.head(top)[["rank", "day", "probability", "p_migraine"]]
+        lines += [
+            "",
+            f"ask about next (policy probability; top {len(qn)} of {len(a.next_questions)}):",
+            qn.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        ]
+    else:
+        lines += ["", "no unreported days left to ask about"]
+    return "\n".join(lines)
