@@ -63,6 +63,53 @@ class Task(abc.ABC):
 
     A config names a task by its built-in name (`task: {name: psychometric}`) or by import path
     (`task: {class: mypackage.models:MyTask, option: value}`); see `tasks/registry.py`.
+
+    Writing a subclass
+    ------------------
+    B is the number of people (episodes) in a batch, n the number of designs each, L the number of
+    parameters, Dx = `x_dim`. Every tensor is of `self.dtype` (tf.float32, the networks' dtype).
+
+    1. Class attributes: `name` (a short string), `x_dim`, `outcome`, `parameter_names` (L distinct
+       strings, in theta's order) and `parameter_groups` ({group: tuple of indices into theta});
+       a config's `targets` name 'all' or groups (give a parameter a group of its own to target
+       it alone). Optionally `input_names` (Dx strings, for plots) and a `support` property:
+       (low [L], high [L]) when the prior lives in a box, so that posterior draws are clipped to
+       it and NUTS runs in the box's unconstrained space; leave it None for an unbounded prior.
+    2. Settings: `Options`, a frozen dataclass whose fields (with defaults) are the config keys
+       besides `name`/`class`; raise ValueError in its `__post_init__` for a bad value (it is
+       shown as one line). `from_options(options)` calls `cls(options)`, so the constructor takes
+       the options as its one argument (`def __init__(self, options=None)`). A task without
+       settings keeps `NoOptions` and a constructor without arguments.
+    3. The three distributions, each a `tfd.Distribution` built fresh on every call:
+         prior()                -> sample([B]) is theta [B, L]; log_prob(theta) is [B]. Put
+                                   per-parameter distributions in `tfd.Independent(..., 1)` or
+                                   `tfd.Blockwise`, so that log_prob sums over the parameters.
+         design_distribution(n) -> sample([B]) is x [B, n, Dx].
+         likelihood(theta, x)   -> one scalar outcome per design: theta [..., L], x [..., n, Dx]
+                                   give batch shape [..., n] and event shape []; do not wrap it in
+                                   `tfd.Independent` (the package sums over designs itself).
+       The leading dims of theta and x broadcast: NUTS chains and the sPCE bound call the
+       likelihood with theta [C, B, L] and x [B, n, Dx], so index theta from the end
+       (`theta[..., i]`), never `theta[:, i]`, and never reduce over the batch axes: person i's
+       likelihood must depend only on their own theta and x. Binary outcomes are 0/1 (e.g.
+       `tfd.Bernoulli(..., dtype=self.dtype)`); continuous ones any real value.
+    4. Scale the designs: the network sees x as given, so choose units in which a design is about
+       [0, 1] or [-1, 1] (or standardised), as `examples/ces.py` divides its baskets by 100, and
+       convert back inside `likelihood`. Raw units in the hundreds slow or stall training.
+    5. Everything else is derived: `joint_distribution`, `sample_prior`, `sample_episodes`,
+       `simulate_outcomes`, `log_likelihood`, `log_posterior`, `outcome_probs` (binary: from the
+       Bernoulli's probs) and the NUTS `reference_samples`. Override one only for speed or an
+       exact alternative (a grid reference, a closed-form outcome probability), keeping its shapes.
+       Code in these methods runs inside `tf.function` during training: TensorFlow ops only, no
+       `.numpy()`, no Python `if` on tensor values, and randomness only through the given seed.
+
+    Check a task before a long run; each problem found is one line naming the method, what it
+    gave and what was expected:
+
+        import tfp_aline
+        print(tfp_aline.check_task(MyTask(MyTask.Options())))  # [] when the task is sound
+
+    `examples/location_finding.py` is a complete task of about fifty lines.
     """
 
     name: str
