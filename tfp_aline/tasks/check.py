@@ -30,7 +30,8 @@ import tensorflow_probability as tfp
 
 from tfp_aline.errors import ConfigError
 from tfp_aline.tasks.base import OUTCOMES, Task
-from tfp_aline.tasks.registry import BUILTIN_TARGETS, _first_line
+from tfp_aline.tasks.names import BUILTIN_TARGETS
+from tfp_aline.tasks.names import first_line as _first_line
 
 tfd = tfp.distributions
 

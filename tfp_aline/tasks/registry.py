@@ -9,12 +9,13 @@ from importlib.metadata import entry_points
 from typing import Any, Mapping
 
 from tfp_aline.errors import ConfigError, TfpAlineError
+from tfp_aline.tasks.names import BUILTIN_TARGETS
+from tfp_aline.tasks.names import first_line as _first_line
 
 # Installed packages register tasks by name in this entry point group (tfp_aline's own built-in
 # models do so in its pyproject.toml); any other task is named by import path, "package.module:ClassName".
 TASKS_GROUP = "tfp_aline.tasks"
 SELECTORS = ("name", "class")
-BUILTIN_TARGETS = ("all", "predictive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +72,6 @@ def task_class(spec: str):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         raise ConfigError(f"task.class = {spec!r}: {attr} is abstract; it still has to define {missing}")
     return cls
-
-
-def _first_line(e: Exception) -> str:
-    text = (str(e).strip().splitlines() or [""])[0]
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _task_call(cfg: TaskConfig, what: str, fn, *args):
@@ -166,7 +162,19 @@ def build_task(cfg: TaskConfig):
     task = _task_call(cfg, f"{cls.__name__}.from_options", cls.from_options, options)
     if not isinstance(task, Task):
         raise ConfigError(f"task {cfg.name!r}: {cls.__name__}.from_options returned {type(task).__name__}, not a Task")
+    # The cheap part of the check (no rebuild, no graph trace: 0.1-0.5 s), once per task class and
+    # options in a process: a broken model fails here, one line per problem, instead of deep
+    # inside a training step.
+    key = (cls, repr(options))
+    if key not in _CHECKED:
+        from tfp_aline.tasks.check import raise_if_problems
+
+        raise_if_problems(task, rebuild=False, graph=False)
+        _CHECKED.add(key)
     return task
+
+
+_CHECKED: set = set()  # (task class, repr of its options) that passed `check_task` in this process
 
 
 def check_targets(cfg: TaskConfig, validate_groups, num_predictive_targets: int) -> None:
