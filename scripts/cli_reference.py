@@ -1,8 +1,8 @@
-"""Render `tfp-aline --help` and every subcommand's `--help` into README.md between the markers
+"""Render `tfp-aline --help` and every subcommand's `--help` into docs/cli.md between the markers
 `<!-- cli-reference:start -->` and `<!-- cli-reference:end -->`.
 
     python scripts/cli_reference.py            # rewrite the block (atomically)
-    python scripts/cli_reference.py --check    # exit 1 if README.md is out of date
+    python scripts/cli_reference.py --check    # exit 1 if docs/cli.md is out of date
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "cli.md"
 START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 WIDTH = "100"  # argparse wraps help text at $COLUMNS; fixed so the output does not depend on the terminal
 
@@ -49,15 +49,15 @@ def render() -> str:
     for action in parser._actions:  # argparse keeps subcommands in a private action; no public accessor
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                parts += ["", f"### `tfp-aline {name}`", "", "```text", f"$ tfp-aline {name} --help", _help(sub), "```"]
+                parts += ["", f"## `tfp-aline {name}`", "", "```text", f"$ tfp-aline {name} --help", _help(sub), "```"]
     parts.append(END)
     return "\n".join(parts)
 
 
 def updated(text: str) -> str:
-    """README text with the block replaced; raises ValueError without exactly one pair of markers."""
+    """The page's text with the block replaced; raises ValueError without exactly one pair of markers."""
     if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"README.md needs exactly one {START} ... {END} pair")
+        raise ValueError(f"the page needs exactly one {START} ... {END} pair")
     head, rest = text.split(START, 1)
     return head + render() + rest.split(END, 1)[1]
 
@@ -77,31 +77,31 @@ def write_atomic(path: Path, text: str):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Write the CLI reference into README.md.")
-    p.add_argument("--check", action="store_true", help="only check; exit 1 if README.md is out of date")
-    p.add_argument("--readme", type=Path, default=README, help="README file (default: the repository's)")
+    p = argparse.ArgumentParser(description="Write the CLI reference into docs/cli.md.")
+    p.add_argument("--check", action="store_true", help="only check; exit 1 if the page is out of date")
+    p.add_argument("--page", type=Path, default=PAGE, help="the page to write (default: the repository's docs/cli.md)")
     p.add_argument("--seed", type=int, default=0, help="accepted so every script takes --seed; nothing here is random")
     args = p.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
+    text = args.page.read_text(encoding="utf-8")
     try:
         new = updated(text)
     except ValueError as e:
-        print(f"error: {args.readme}: {e}", file=sys.stderr)
+        print(f"error: {args.page}: {e}", file=sys.stderr)
         return 2
     if args.check:
         if new != text:
             print(
-                f"{args.readme}: the CLI reference is out of date; run `python scripts/cli_reference.py`",
+                f"{args.page}: the CLI reference is out of date; run `python scripts/cli_reference.py`",
                 file=sys.stderr,
             )
             return 1
-        print(f"{args.readme}: the CLI reference is up to date")
+        print(f"{args.page}: the CLI reference is up to date")
         return 0
     if new != text:
-        write_atomic(args.readme, new)
-        print(f"updated the CLI reference in {args.readme}")
+        write_atomic(args.page, new)
+        print(f"updated the CLI reference in {args.page}")
     else:
-        print(f"{args.readme}: already up to date")
+        print(f"{args.page}: already up to date")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Write a SIMULATED person's diary (data/example_person.csv) for the README, tests and benchmarks.
+"""Write a SIMULATED person's diary (data/example_person.csv) for the docs, tests and benchmarks.
 
 One person drawn from the migraine model's prior (the shipped feature table), 60 consecutive
 days with dates: features in raw units, rounded like a diary app would store them, and clipped

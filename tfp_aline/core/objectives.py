@@ -4,11 +4,17 @@ import tensorflow as tf
 
 
 def target_log_prob(model, outputs, batch, target_mask):
-    """Mean log q of the true target values over the active target tokens: [B].
+    """Mean log q of the true target values over the active target tokens.
 
-    outputs: the model's output dict at one context; target_mask: [B, L + M] bool, the first L
-    columns parameter tokens (scored against batch.theta), the last M predictive tokens (scored
-    against batch.target_y).
+    Args:
+        model: the `AlineModel` whose heads made `outputs`.
+        outputs: the model's output dict at one context.
+        batch: the `EpisodeBatch` (`theta` [B, L], `target_y` [B, M, 1]).
+        target_mask: [B, L + M] bool; the first L columns are parameter tokens (scored against
+            `batch.theta`), the last M predictive tokens (scored against `batch.target_y`).
+
+    Returns:
+        [B] float32.
     """
     logq = model.posterior(outputs).log_prob(tf.cast(batch.theta, tf.float32))  # [B, L]
     if batch.target_y.shape[1]:
@@ -19,11 +25,19 @@ def target_log_prob(model, outputs, batch, target_mask):
 
 
 def inference_log_prob(model, outputs, batch):
-    """Mean log q of the true values over ALL parameter tokens (and all predictive tokens): [B].
+    """Mean log q of the true values over ALL parameter tokens (and all predictive tokens).
 
     The inference loss scores every marginal whatever the episode's target: a target token's
     output never depends on the target mask, so scoring only the target would waste signal.
     With predictive tokens, the parameter part and the predictive part count half each.
+
+    Args:
+        model: the `AlineModel` whose heads made `outputs`.
+        outputs: the model's output dict at one context.
+        batch: the `EpisodeBatch` (`theta` [B, L], `target_y` [B, M, 1]).
+
+    Returns:
+        [B] float32.
     """
     logq = tf.reduce_mean(model.posterior(outputs).log_prob(tf.cast(batch.theta, tf.float32)), -1)  # [B]
     if batch.target_y.shape[1]:
@@ -33,8 +47,14 @@ def inference_log_prob(model, outputs, batch):
 
 
 def nll_loss(logq):
-    """-mean over steps t = 0..T and episodes of log q at D_t; logq: [T + 1, B] (row 0 is D_0,
-    the posterior before any query, which a new user sees first)."""
+    """The inference loss: -mean over steps t = 0..T and episodes of log q at D_t.
+
+    Args:
+        logq: [T + 1, B]; row 0 is D_0, the posterior before any query, which a new user sees first.
+
+    Returns:
+        A scalar.
+    """
     return -tf.reduce_mean(logq)
 
 
@@ -51,7 +71,14 @@ def _batch_moments(x, global_batch=True):
 
 
 def step_rewards(logq):
-    """Dense rewards R_t = log q(target | D_t) - log q(target | D_{t-1}): [T + 1, B] -> [T, B]."""
+    """Dense rewards R_t = log q(target | D_t) - log q(target | D_{t-1}).
+
+    Args:
+        logq: [T + 1, B] mean log q of the targets after t = 0..T queries.
+
+    Returns:
+        [T, B].
+    """
     return logq[1:] - logq[:-1]
 
 
@@ -59,8 +86,17 @@ CREDITS = ("step", "return")
 
 
 def reward_to_go(rewards, gamma):
-    """G_t = sum_{s >= t} gamma^(s - t) R_s: [T, B] -> [T, B]. With gamma = 1 it is the gain from
-    choice t to the end, log q(target | D_T) - log q(target | D_{t-1})."""
+    """The reward-to-go G_t = sum_{s >= t} gamma^(s - t) R_s.
+
+    With gamma = 1 it is the gain from choice t to the end, log q(target | D_T) - log q(target | D_{t-1}).
+
+    Args:
+        rewards: [T, B] step rewards (`step_rewards`).
+        gamma: the discount.
+
+    Returns:
+        [T, B].
+    """
     steps = tf.range(tf.shape(rewards)[0])
     lag = tf.cast(steps[None, :] - steps[:, None], rewards.dtype)  # [t, s] = s - t
     discount = tf.where(lag >= 0, tf.pow(tf.cast(gamma, rewards.dtype), tf.maximum(lag, 0.0)), 0.0)
@@ -68,12 +104,23 @@ def reward_to_go(rewards, gamma):
 
 
 def policy_weights(rewards, gamma, global_batch=True, credit="step"):
-    """The REINFORCE weight of each choice, a constant for the gradient: [T, B] -> [T, B].
+    """The REINFORCE weight of each choice, a constant for the gradient.
 
-    credit 'step': gamma^t * (R_t normalised across the batch per step), each choice paid only
-    its own immediate gain (the paper's rule). 'return': the reward-to-go G_t (`reward_to_go`)
-    normalised across the batch per step, so a choice is also paid for what later choices gain
-    from it; the per-step batch mean is the baseline.
+    Args:
+        rewards: [T, B] step rewards (`step_rewards`).
+        gamma: the discount.
+        global_batch: normalise over all replicas' episodes (needs a replica context outside any
+            nested `tf.function`), else over this replica's.
+        credit: 'step': gamma^t * (R_t normalised across the batch per step), each choice paid
+            only its own immediate gain (the paper's rule). 'return': the reward-to-go G_t
+            (`reward_to_go`) normalised across the batch per step, so a choice is also paid for
+            what later choices gain from it; the per-step batch mean is the baseline.
+
+    Returns:
+        [T, B], with no gradient.
+
+    Raises:
+        ValueError: an unknown `credit`.
     """
     if credit not in CREDITS:
         raise ValueError(f"credit {credit!r}: expected one of {CREDITS}")
@@ -88,5 +135,13 @@ def policy_weights(rewards, gamma, global_batch=True, credit="step"):
 
 
 def policy_loss(weights, log_pi):
-    """REINFORCE surrogate -mean_t,b w_t log pi(x_t | D_{t-1}); weights, log_pi: [T, B]."""
+    """The REINFORCE surrogate -mean_t,b w_t log pi(x_t | D_{t-1}).
+
+    Args:
+        weights: [T, B] (`policy_weights`), held constant.
+        log_pi: [T, B] log-probabilities of the chosen candidates.
+
+    Returns:
+        A scalar.
+    """
     return -tf.reduce_mean(tf.stop_gradient(weights) * log_pi)

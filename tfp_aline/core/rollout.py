@@ -29,11 +29,22 @@ class RolloutResult(NamedTuple):
 
 
 def rollout(model, batch, target_mask, horizon: int, mode: str, noise, training=False):
-    """Run T steps of acquisition on a batch of episodes (a `tf.while_loop`, so graph size and
-    compile time do not grow with T). model: an `AlineModel`.
+    """Run T steps of acquisition on a batch of episodes.
 
-    mode: 'random' (uniform among untaken; the query path is not computed at all), 'sample'
-    (draw from the policy) or 'greedy' (the policy's argmax). noise: [T, B, N] from `choice_noise`.
+    One `tf.while_loop`, so graph size and compile time do not grow with T.
+
+    Args:
+        model: an `AlineModel`.
+        batch: the `EpisodeBatch` (B episodes, N candidates each).
+        target_mask: [B, L + M] bool, the episodes' targets.
+        horizon: T, the number of queries.
+        mode: 'random' (uniform among untaken; the query path is not computed at all), 'sample'
+            (draw from the policy) or 'greedy' (the policy's argmax).
+        noise: [T, B, N] from `choice_noise`.
+        training: passed to the model's layers.
+
+    Returns:
+        A `RolloutResult`: per-step log q [T + 1, B], log pi, entropy and choices [T, B], and the final state.
     """
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {MODES}")
@@ -93,16 +104,31 @@ def rollout(model, batch, target_mask, horizon: int, mode: str, noise, training=
 
 
 def random_choices(noise, horizon: int):
-    """Uniform choices without replacement for a whole episode, known up front: [T, B] int32.
+    """Uniform choices without replacement for a whole episode, known up front.
 
     The top T of one row of Gumbel noise are a uniformly random ordered subset of the pool, so
-    warm-up needs no forward rollout to know its queries. noise: [T, B, N] from `choice_noise`.
+    warm-up needs no forward rollout to know its queries.
+
+    Args:
+        noise: [T, B, N] from `choice_noise`.
+        horizon: T.
+
+    Returns:
+        [T, B] int32 candidate indices.
     """
     return tf.transpose(tf.math.top_k(noise[0], horizon).indices)
 
 
 def state_from_choices(batch, chosen) -> RolloutState:
-    """The state after observing `chosen` ([T, B] int32) in order, without running the model."""
+    """The state after observing `chosen` in order, without running the model.
+
+    Args:
+        batch: the `EpisodeBatch`.
+        chosen: [T, B] int32 candidate indices.
+
+    Returns:
+        The `RolloutState` after the T observations.
+    """
     horizon = chosen.shape[0]
     index = tf.transpose(chosen)  # [B, T]
     taken = tf.reduce_any(tf.one_hot(index, tf.shape(batch.query_x)[1], on_value=True, off_value=False), axis=1)
