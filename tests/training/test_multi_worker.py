@@ -191,3 +191,27 @@ def test_a_worker_that_dies_stops_the_other_with_one_line(tmp_path):
     assert code == 2, lines[-20:]
     assert lines[-1].startswith("error: the cluster lost worker /job:worker/replica:0/task:1"), lines[-1]
     assert "Traceback" not in logs[0].read_text()
+
+
+@pytest.mark.slow
+def test_workers_started_with_different_settings_both_stop_with_one_line(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    flags = lambda i: ["--workers", ",".join(workers), "--worker-index", str(i)]  # noqa: E731
+    lr = [[], ["--set", "training.learning_rate=2e-3"]]
+    procs = [
+        subprocess.Popen(
+            train_argv(tmp_path / "cluster", *flags(i), *lr[i]),
+            env=env(tmp=tmp_path / "tmp"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        out = p.communicate(timeout=600)[0]
+        assert p.returncode == 2, out
+        lines = out.strip().splitlines()
+        assert lines[-1].startswith("error: the workers were started with different settings"), lines[-5:]
+        assert "Traceback" not in out
+    assert not (tmp_path / "cluster" / "checkpoints").exists() and not list((tmp_path / "tmp").iterdir())

@@ -186,8 +186,9 @@ class Trainer:
         self.outdir = self.writer = self.manager = self._scratch = None
 
     def _gather(self, values) -> np.ndarray:
-        """Every worker's `values` (floats, the same count on each): [workers, k] float64, by one
-        all-gather that every worker must call. One process: just its own row."""
+        """Every replica's `values` (floats, the same count on each): [replicas, k] float64, one row
+        per replica (a worker's replicas in a block: one row per worker on CPU), by one all-reduce
+        that every worker must call. One process: just its own row."""
         x = tf.constant([values], tf.float64)
         if self.role.num_workers == 1:
             return x.numpy()
@@ -213,7 +214,8 @@ class Trainer:
         mine = [float(problem is not None), zlib.crc32(self.cfg.to_yaml().encode()), float(self.epoch.numpy())]
         mine += [float(self.optimizer.iterations.numpy()), total, size]
         rows = self._gather(mine)
-        failed = [i for i, r in enumerate(rows) if r[0]]
+        per_worker = max(len(rows) // self.role.num_workers, 1)  # replicas of each worker
+        failed = sorted({i // per_worker for i, r in enumerate(rows) if r[0]})
         if problem is not None:
             raise problem
         if failed:
@@ -225,7 +227,7 @@ class Trainer:
                 "worker with the same --config and --set values"
             )
         if len(set(rows[:, 2])) > 1 or len(set(rows[:, 3])) > 1:
-            epochs = ", ".join(f"worker {i}: epoch {int(r[2])}" for i, r in enumerate(rows))
+            epochs = ", ".join(f"worker {i}: epoch {int(r[2])}" for i, r in enumerate(rows[::per_worker]))
             raise TrainingError(
                 f"the workers restored different checkpoints ({epochs}): --resume needs the chief's run dir "
                 "at the same --logdir on every worker (a shared filesystem, or a copy)"
