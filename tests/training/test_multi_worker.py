@@ -63,11 +63,21 @@ def files(run_dir):
     )
 
 
+# Weights whose gradient is zero up to round-off (e.g. the attention key bias: softmax ignores it) stay
+# near their zero start, but Adam turns round-off gradients into steps of either sign: over 16 epochs
+# such a weight reached 2.7e-5 in one run and -2.5e-5 in the other, while every weight that training
+# moves agreed to 2.8e-7. A weight below NEAR_ZERO in the one-process run is compared at NEAR_ZERO.
+NEAR_ZERO = 1e-4
+
+
 def assert_close(chief, alone):
+    """Every weight within TOL (NEAR_ZERO for the near-zero ones); returns the largest gap of the others."""
     assert chief.keys() == alone.keys()
+    moved = [n for n in chief if np.abs(alone[n]).max() > NEAR_ZERO]
     for name in chief:
-        np.testing.assert_allclose(chief[name], alone[name], rtol=0, atol=TOL, err_msg=name)
-    return max(float(np.abs(chief[n] - alone[n]).max()) for n in chief)
+        tol = TOL if name in moved else NEAR_ZERO
+        np.testing.assert_allclose(chief[name], alone[name], rtol=0, atol=tol, err_msg=name)
+    return max(float(np.abs(chief[n] - alone[n]).max()) for n in moved)
 
 
 def start_cluster(logdir, tmp, *extra, stdout=subprocess.PIPE):
