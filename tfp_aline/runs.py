@@ -194,8 +194,19 @@ def config_differences(saved, cfg) -> list:
     return out
 
 
-def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
-    """Checks before training touches LOGDIR; returns the checkpoint to resume from (None: fresh).
+def check_run_dir(logdir, cfg, resume: bool, *, warn: bool = True) -> CheckpointInfo | None:
+    """The checks of `prepare_run_dir`, reading only (no folder made, no lock taken): what a
+    `Trainer` runs before it builds anything. Returns the checkpoint to resume from (None: fresh).
+    `warn`: say which unreadable newer checkpoints were skipped."""
+    logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise TrainingError(f"{logdir}: exists and is not a folder; choose another --logdir")
+    return _check_run_dir(logdir, cfg, resume, warn)
+
+
+def prepare_run_dir(logdir, cfg, resume: bool, *, warn: bool = True) -> CheckpointInfo | None:
+    """Take LOGDIR for training (the chief's first write): create and lock it, then check it;
+    returns the checkpoint to resume from (None: fresh).
 
     Refused: a path that is a file; without --resume, a dir holding checkpoints or a finished
     run's model.keras / evaluation.json; with --resume, no checkpoint, settings that differ from
@@ -208,7 +219,7 @@ def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
     created = not logdir.exists()
     locked_now = lock_run_dir(logdir)  # first: another process may be about to write what the checks read
     try:
-        found = _check_run_dir(logdir, cfg, resume)
+        found = _check_run_dir(logdir, cfg, resume, warn)
     except BaseException:
         if locked_now:  # a lock this process already held (an earlier Trainer) stays
             release_run_dir(logdir)
@@ -220,7 +231,7 @@ def prepare_run_dir(logdir, cfg, resume: bool) -> CheckpointInfo | None:
     return found
 
 
-def _check_run_dir(logdir: Path, cfg, resume: bool) -> CheckpointInfo | None:
+def _check_run_dir(logdir: Path, cfg, resume: bool, warn: bool = True) -> CheckpointInfo | None:
     ckpt_dir = logdir / CHECKPOINT_DIR
     for folder in (logdir, ckpt_dir):  # found now, not at the first checkpoint an hour in
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
@@ -252,7 +263,8 @@ def _check_run_dir(logdir: Path, cfg, resume: bool) -> CheckpointInfo | None:
             f"{found.epoch} that its checkpoint {found.name} reached; pass --set "
             f"training.epochs={found.epoch} or more"
         )
-    found.warn_skipped()
+    if warn:
+        found.warn_skipped()
     return found
 
 

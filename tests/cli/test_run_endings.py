@@ -197,7 +197,10 @@ def test_resume_that_does_not_fit_is_refused_before_touching_anything(run_copy, 
 def test_resume_may_extend_epochs_and_change_logging(run_copy):
     trainer = Trainer(smoke("training.epochs=8", "logging.checkpoint_every=4"), run_copy, resume=True)
     assert int(trainer.epoch.numpy()) == 6
+    assert load_config(run_copy / "config.yaml").training.epochs == 6  # the constructor only reads
+    trainer.open()  # what fit does first
     assert load_config(run_copy / "config.yaml").training.epochs == 8
+    trainer.close()
 
 
 # ---- 4: runs without model.keras ----------------------------------------------------------------------

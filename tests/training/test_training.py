@@ -80,6 +80,24 @@ def test_existing_run_dir_needs_resume(smoke_training):
         Trainer(smoke(), smoke_training[1].logdir)
 
 
+def test_the_constructor_writes_nothing_open_takes_the_run_dir(tmp_path):
+    """Trainer() only reads; open() (fit's first step) creates the folder, locks it and writes
+    config.yaml and the TensorBoard file; close() releases the lock."""
+    from tfp_aline.runs import _LOCKS
+
+    logdir = tmp_path / "run"
+    trainer = Trainer(smoke(), logdir)
+    assert not logdir.exists() and trainer.outdir is None
+    assert trainer.role.is_chief and trainer.role.num_workers == 1
+    trainer.open()
+    trainer.open()  # once only
+    assert trainer.outdir == logdir and os.path.realpath(logdir) in _LOCKS
+    assert load_config(logdir / "config.yaml") == trainer.cfg
+    assert len(list(logdir.glob("events.out.tfevents.*"))) == 1
+    trainer.close()
+    assert os.path.realpath(logdir) not in _LOCKS
+
+
 def test_resume_continues_counter_optimizer_and_logs(tmp_path):
     first = Trainer(smoke("training.epochs=4"), tmp_path).fit(progress=False)
     assert first.epoch == 4

@@ -40,12 +40,28 @@ def _add_train(sub):
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the short evaluation after training")
+    p.add_argument(
+        "--workers",
+        default=None,
+        metavar="HOST:PORT,...",
+        help="train on a cluster: every worker's host:port, the same list on each (sets training.strategy="
+        "multi_worker and builds TF_CONFIG; or set TF_CONFIG yourself); see docs/multi-worker.md",
+    )
+    p.add_argument(
+        "--worker-index", type=int, default=None, metavar="I", help="this worker's place in --workers (0: the chief)"
+    )
     p.set_defaults(func=run_train)
 
 
 def run_train(args) -> int:
+    from tfp_aline.cluster import TF_CONFIG, tf_config_from_flags
+
     if args.logdir is not None:
         check_output_dir(args.logdir, "--logdir")  # before TensorFlow starts
+    tf_config = tf_config_from_flags(args.workers, args.worker_index)
+    if tf_config is not None:  # read by MultiWorkerMirroredStrategy
+        os.environ[TF_CONFIG] = tf_config
+        args.overrides = [*args.overrides, "training.strategy=multi_worker"]
     quiet.import_tensorflow()
     from tfp_aline.cli.train import train_command
 

@@ -16,7 +16,7 @@ from tfp_aline.core.rollout import rollout
 from tfp_aline.devices import make_strategy
 from tfp_aline.errors import ConfigError, TrainingError, warn, write_problem
 from tfp_aline.paths import check_output_dir
-from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, release_run_dir, remove_stale_temporaries
+from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, remove_stale_temporaries
 from tfp_aline.training.trainer import Trainer, sample_inputs, target_table
 
 
@@ -95,33 +95,40 @@ def train_command(config=None, logdir=None, overrides=(), resume=False, seed=Non
     # MultiWorkerMirroredStrategy configures TensorFlow's collective ops, which is allowed only before
     # the runtime starts: it must exist before the task or the model runs a single op.
     strategy = make_strategy(cfg.training.strategy) if cfg.training.strategy == "multi_worker" else None
-    # Refuses a clashing run dir before any work, and locks it against a second `train`.
+    # Refuses a clashing run dir before building anything (reading only); open() then locks it
+    # against a second `train` (only the chief of a cluster writes it).
     trainer = Trainer(cfg, logdir, resume=resume, strategy=strategy)
     try:
-        for message in notes + config_warnings(cfg):
-            warn(message)
-        return _fit_and_compare(trainer, cfg, Path(logdir), progress, evaluate, strategy)
+        try:
+            trainer.open()
+            for message in notes + config_warnings(cfg):
+                warn(message)
+            return _fit_and_compare(trainer, cfg, Path(logdir), progress, evaluate)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as e:
+            if strategy is None:
+                raise
+            raise TrainingError(lost_worker_message(e, logdir)) from None
     except (OSError, tf.errors.OpError) as e:
         raise _run_problem(e, cfg, Path(logdir)) from None
     finally:
-        release_run_dir(logdir)
+        trainer.close()
 
 
-def _fit_and_compare(trainer, cfg, logdir: Path, progress: bool, evaluate: bool, strategy) -> int:
+def _fit_and_compare(trainer, cfg, logdir: Path, progress: bool, evaluate: bool) -> int:
     start = int(trainer.epoch.numpy())
-    try:
-        result = trainer.fit(progress=progress)
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as e:
-        if strategy is None:
-            raise
-        raise TrainingError(lost_worker_message(e, logdir)) from None
+    result = trainer.fit(progress=progress)
+    role = trainer.role
     if result.interrupted:
+        again = "every worker with " if role.num_workers > 1 else ""
         print(
-            f"stopped at epoch {result.epoch}; checkpoint saved; continue with: "
+            f"stopped at epoch {result.epoch}; checkpoint saved; continue with: {again}"
             f"tfp-aline train --resume --logdir {logdir}"
         )
         return 128 + int(result.signal or 2)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
     _check_skipped(result, result.epoch - start, cfg)
+    if not role.is_chief:  # the chief writes the model and the evaluation
+        print(f"{role.name}: trained {result.epoch} epochs; the chief wrote the model to {logdir / 'model.keras'}")
+        return 0
     print(
         f"trained {result.epoch} epochs; model: {logdir / 'model.keras'}"
         + (f"; skipped non-finite epochs: {result.skipped_epochs}" if result.skipped_epochs else "")

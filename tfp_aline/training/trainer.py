@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import signal
+import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import keras
@@ -13,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_aline import atomic
+from tfp_aline.cluster import worker_role
 from tfp_aline.config import Config
 from tfp_aline.core import objectives
 from tfp_aline.core.choice import choice_noise
@@ -22,7 +26,7 @@ from tfp_aline.core.targets import target_mask
 from tfp_aline.devices import describe_devices, make_strategy, set_mixed_precision
 from tfp_aline.errors import TrainingError
 from tfp_aline.nn.build import build_model
-from tfp_aline.runs import CONFIG_FILE, MODEL_FILE, prepare_run_dir
+from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, check_run_dir, prepare_run_dir, release_run_dir
 from tfp_aline.signals import stop_on_signals
 from tfp_aline.tasks.registry import build_task
 from tfp_aline.training import summaries
@@ -76,16 +80,22 @@ class _Loop:
 
 
 class Trainer:
-    """Owns the task, model, optimizer, checkpoint manager and TensorBoard writer of one run dir."""
+    """Owns the task, model, optimizer, checkpoint manager and TensorBoard writer of one run dir.
+
+    The constructor only reads (the run dir's checks, the checkpoint to resume from); `open()`,
+    called by `fit` and by every method that writes, takes the run dir. In a multi-worker cluster
+    only the chief writes the run dir: the other workers make the same calls (a checkpoint save
+    may hold collective ops) into a scratch folder of their own that `close()` removes."""
 
     def __init__(self, cfg: Config, logdir, resume: bool = False, strategy=None):
-        self.cfg, self.logdir = cfg, Path(logdir)
-        # Before anything is built or written: refuse a run dir this would overwrite, or a resume
-        # whose settings or epochs do not fit; pick the newest checkpoint that reads completely.
-        start = prepare_run_dir(self.logdir, cfg, resume)
+        self.cfg, self.logdir, self.resume = cfg, Path(logdir), resume
+        # Before anything is built: refuse a run dir this would overwrite, or a resume whose
+        # settings or epochs do not fit; pick the newest checkpoint that reads completely.
+        self._start = start = check_run_dir(self.logdir, cfg, resume)
         self.precision = set_mixed_precision(cfg.training.mixed_precision)
         self.task = build_task(cfg.task)
         self.strategy = strategy or make_strategy(cfg.training.strategy)
+        self.role = worker_role(self.strategy)
         self.targets = target_table(cfg, self.task)
         t = cfg.training
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights
@@ -102,9 +112,6 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, epoch=self.epoch, train_seconds=self.train_seconds
         )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.logdir / "checkpoints", max_to_keep=cfg.logging.keep_checkpoints
-        )
         if start is not None:
             try:
                 self.checkpoint.restore(start.path).assert_existing_objects_matched()
@@ -113,9 +120,9 @@ class Trainer:
                     f"{start.path}: does not fit the network of this config "
                     f"({type(e).__name__}: {str(e).strip().splitlines()[0]})"
                 ) from None
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(self.logdir / CONFIG_FILE, cfg.to_yaml())
-        self.writer = tf.summary.create_file_writer(str(self.logdir))
+        self.outdir = self.writer = self.manager = None  # set by open()
+        self._scratch = None  # another worker's scratch folder, removed by close()
+        self._gather_fn = None
         jit = cfg.training.jit_compile
         self._gradients = {
             w: tf.function(lambda b, m, z, s, n, w=w: self._replica_gradients(b, m, z, s, w, n), jit_compile=jit)
@@ -132,6 +139,116 @@ class Trainer:
             from tfp_aline.training.validation import Validator
 
             self.validator = Validator(self.task, cfg, cfg.logging.validation_people, cfg.seed + 0xFA1)
+
+    # ---- the run dir: taken by open(), left by close() ------------------------------------------
+    def open(self):
+        """Take the run dir for writing (once; later calls do nothing). The chief locks it, checks it
+        again under the lock, writes config.yaml and opens the TensorBoard writer and checkpoint
+        manager there; another worker opens them in a scratch folder of its own. In a cluster the
+        workers then check that they agree (settings, restored epoch and weights) and that every
+        one could open: a refusal on one stops all of them with one line."""
+        if self.outdir is not None:
+            return
+        problem = None
+        try:
+            if self.role.is_chief:
+                found = prepare_run_dir(self.logdir, self.cfg, self.resume, warn=False)
+                if (found and found.path) != (self._start and self._start.path):
+                    release_run_dir(self.logdir)
+                    raise TrainingError(
+                        f"{self.logdir}: its checkpoints changed while training was being set up (another "
+                        "process writing there?); start again"
+                    )
+                out = self.logdir
+            else:
+                out = self._scratch = Path(tempfile.mkdtemp(prefix=f"tfp-aline-worker{self.role.task_id}-"))
+            atomic.write_text(out / CONFIG_FILE, self.cfg.to_yaml())
+        except (TrainingError, OSError) as e:
+            if self.role.num_workers == 1:
+                raise
+            problem = e
+        self._check_workers_agree(problem)
+        self.outdir = out
+        self.writer = tf.summary.create_file_writer(str(out))
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, out / CHECKPOINT_DIR, max_to_keep=self.cfg.logging.keep_checkpoints
+        )
+
+    def close(self):
+        """Flush TensorBoard and leave the run dir: the chief releases its lock, another worker
+        removes its scratch folder. Safe to call more than once, or without open()."""
+        if self.outdir is not None:
+            self.writer.close()
+            if self.role.is_chief:
+                release_run_dir(self.logdir)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        self.outdir = self.writer = self.manager = self._scratch = None
+
+    def _gather(self, values) -> np.ndarray:
+        """Every replica's `values` (floats, the same count on each): [replicas, k] float64, one row
+        per replica (a worker's replicas in a block: one row per worker on CPU), by one all-reduce
+        that every worker must call. One process: just its own row."""
+        x = tf.constant([values], tf.float64)
+        if self.role.num_workers == 1:
+            return x.numpy()
+        if self._gather_fn is None:
+
+            def gather(v):  # each worker's row in its own slot, then summed: an all-gather by all-reduce
+                ctx = tf.distribute.get_replica_context()
+                rows = tf.one_hot(ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync, dtype=tf.float64)
+                return ctx.all_reduce(tf.distribute.ReduceOp.SUM, rows[:, None] * v)
+
+            self._gather_fn = tf.function(lambda v: self.strategy.run(gather, args=(v,)))
+        return self.strategy.experimental_local_results(self._gather_fn(x))[0].numpy()
+
+    def _check_workers_agree(self, problem=None):
+        """In a cluster: every worker opened its output, and all train the same config from the same
+        epoch and weights (a resume reads the chief's checkpoint on every worker: a worker that read
+        another copy, or started with other settings, is refused). Raises on every worker alike."""
+        if self.role.num_workers == 1:
+            return
+        variables = self.model.trainable_variables
+        total = float(tf.add_n([tf.reduce_sum(tf.cast(v, tf.float64)) for v in variables]))
+        size = float(tf.add_n([tf.reduce_sum(tf.abs(tf.cast(v, tf.float64))) for v in variables]))
+        mine = [float(problem is not None), zlib.crc32(self.cfg.to_yaml().encode()), float(self.epoch.numpy())]
+        mine += [float(self.optimizer.iterations.numpy()), total, size]
+        rows = self._gather(mine)
+        per_worker = max(len(rows) // self.role.num_workers, 1)  # replicas of each worker
+        failed = sorted({i // per_worker for i, r in enumerate(rows) if r[0]})
+        if problem is not None:
+            raise problem
+        if failed:
+            who = ", ".join(map(str, failed))
+            raise TrainingError(f"worker {who} could not open its output (see its own error); stopped")
+        if len(set(rows[:, 1])) > 1:
+            raise TrainingError(
+                "the workers were started with different settings (their config.yaml differ): start every "
+                "worker with the same --config and --set values"
+            )
+        if len(set(rows[:, 2])) > 1 or len(set(rows[:, 3])) > 1:
+            epochs = ", ".join(f"worker {i}: epoch {int(r[2])}" for i, r in enumerate(rows[::per_worker]))
+            raise TrainingError(
+                f"the workers restored different checkpoints ({epochs}): --resume needs the chief's run dir "
+                "at the same --logdir on every worker (a shared filesystem, or a copy)"
+            )
+        if np.ptp(rows[:, 4]) > 1e-9 * (1 + np.abs(rows[:, 5]).max()) or np.ptp(rows[:, 5]) > 1e-9 * rows[:, 5].max():
+            raise TrainingError(
+                "the workers restored different weights at the same epoch: --resume needs the chief's run dir "
+                "at the same --logdir on every worker (a shared filesystem, or a copy)"
+            )
+
+    def _stop_signal(self, received: list):
+        """The signal that stops the run, agreed by every worker at an epoch boundary (a signal to any
+        one of them stops all at the same epoch, each saving its checkpoint); None: go on."""
+        if self.role.num_workers == 1:
+            return received[0] if received else None
+        signums = self._gather([float(received[0]) if received else 0.0])[:, 0]
+        if not signums.any():
+            return None
+        if not received:
+            received.append(int(signums[signums > 0][0]))
+        return received[0]
 
     # ---- one epoch -------------------------------------------------------------------------
     def _sample(self, epoch, stream=0, num_candidates=None):
@@ -335,6 +452,7 @@ class Trainer:
         return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights if "float" in str(v.dtype))
 
     def save_checkpoint(self):
+        self.open()
         if not self.weights_finite():
             raise TrainingError(f"epoch {int(self.epoch.numpy())}: weights are not finite; checkpoint not saved")
         # CheckpointManager writes the shards first and updates its index atomically last, so a
@@ -356,13 +474,14 @@ class Trainer:
         start = int(self.epoch.numpy())
         loop = _Loop(skipped=[], interval=[], tick=time.perf_counter())
         bar = None
+        self.open()
         try:  # from the first line: a stop anywhere in here saves a checkpoint and returns
             self._announce(start)
             bar = tqdm(total=epochs, initial=start, disable=not progress, unit="epoch", dynamic_ncols=True)
             if self.validator is not None and start == 0:
                 self.validate(0)
             for epoch in range(start, epochs):
-                if received:
+                if self._stop_signal(received):
                     break
                 self._fit_epoch(epoch, bar, loop)
         except KeyboardInterrupt:
@@ -377,8 +496,14 @@ class Trainer:
         cfg = self.cfg
         if start == 0:
             summaries.write_hparams(self.writer, cfg)
+        role = self.role
+        if role.num_workers > 1:
+            writes = "writes the run dir" if role.is_chief else f"the chief writes the run dir; scratch: {self.outdir}"
+            where = f"; {role.name} of {role.num_workers} ({writes})"
+        else:
+            where = ""
         print(
-            f"run dir: {self.logdir}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
+            f"run dir: {self.logdir}{where}\ndevice: {describe_devices()}; strategy: {cfg.training.strategy} "
             f"({self.strategy.num_replicas_in_sync} replica(s)); precision: {self.precision}"
             + (f"; resuming at epoch {start}" if start else ""),
             flush=True,
@@ -460,10 +585,11 @@ class Trainer:
     def validate(self, step):
         """Gap to the exact posterior on the fixed validation people: TensorBoard `validation/...`
         and one row per (target, step t) appended to `validation.csv` (rewritten atomically)."""
+        self.open()
         hours = float(self.train_seconds.numpy()) / 3600
         episodes = step * self.cfg.episodes.batch_size
         rows = self.validator(self.model)
-        path = self.logdir / VALIDATION_FILE
+        path = self.outdir / VALIDATION_FILE
         kept = []
         if path.exists():  # rows from beyond the restored checkpoint belong to a lost future
             kept = [line for line in path.read_text().splitlines()[1:] if line and int(line.split(",")[0]) < step]
@@ -497,6 +623,7 @@ class Trainer:
 
     def write_images(self, step):
         """Query strategy of the current policy and one episode's posteriors, on a fixed batch."""
+        self.open()
         e = self.cfg.episodes
         people = min(16, e.batch_size)
         batch = self.task.sample_episodes(
@@ -541,9 +668,10 @@ class Trainer:
 
     def save_model(self):
         """The final model as .keras in the run dir, written atomically."""
+        self.open()
         if not self.weights_finite():
             raise TrainingError("weights are not finite; model not saved")
-        with atomic.atomic_path(self.logdir / MODEL_FILE, suffix=".keras") as tmp:
+        with atomic.atomic_path(self.outdir / MODEL_FILE, suffix=".keras") as tmp:
             self.model.save(tmp)
 
 
