@@ -171,8 +171,8 @@ def test_unit_mix_ups_still_only_warn(tmp_path, table, person):
 def test_advice_with_non_finite_outputs_is_refused():
     from types import SimpleNamespace
 
-    from tfp_aline.migraine.commands import _check_finite
     from tfp_aline.errors import TfpAlineError
+    from tfp_aline.migraine.commands import _check_finite
 
     fine = SimpleNamespace(source="p.csv", outputs={"policy_probs": np.array([0.5, 0.5])})
     _check_finite(fine)
