@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from tfp_aline.coerce import FLOAT, coerce
 from tfp_aline.errors import ConfigError, check_seed
 from tfp_aline.paths import input_file_problem
 from tfp_aline.tasks.registry import TaskConfig, parse_task_section
@@ -127,9 +127,8 @@ class _Loader(yaml.SafeLoader):
     """
 
 
-_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$")
 # Appended after the built-in int resolver, so '10' stays an int and only what int rejects is tried.
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT, list("-+0123456789."))
 
 
 def _mapping_without_duplicates(loader, node, deep=False):
@@ -175,34 +174,6 @@ CREDITS = ("step", "return")  # core.objectives.CREDITS, restated so that readin
 ON_NONFINITE = ("skip", "stop")
 
 
-_TYPES = {
-    "int": ((int,), "an integer"),
-    "float": ((float, int), "a number"),
-    "bool": ((bool,), "true or false"),
-    "str": ((str,), "a string"),
-    "typing.Optional[str]": ((str, type(None)), "a string or null"),
-    "tuple": ((list, tuple), "a list"),
-}
-
-
-def _coerce(key: str, value, annotation: str):
-    """Check a YAML value against a field's annotation (a string: this module defers annotations)."""
-    allowed, description = _TYPES[annotation]
-    if annotation == "float" and isinstance(value, str) and _FLOAT.match(value.strip()):
-        value = float(value.strip().replace("_", ""))  # a quoted number: '1e-3'
-    if annotation == "int" and isinstance(value, float) and value.is_integer():
-        value = int(value)  # 1e3 or 3000.0 for a count
-    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-        raise ConfigError(f"{key}: expected {description}, got {value!r}")
-    if annotation == "float" and not math.isfinite(value):  # .inf passes every `> 0` check
-        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-    if annotation == "tuple":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
-        return tuple(value)
-    return float(value) if annotation == "float" else value
-
-
 def _check_name(name: str) -> str:
     """The run's name is a folder under runs/: one folder name, never a path."""
     bad = not name.strip() or name.startswith(".") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name)
@@ -223,7 +194,7 @@ def _section(cls, raw, prefix):
     unknown = [k for k in raw if k not in fields]
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown key (known keys: {', '.join(fields)})")
-    values = {k: _coerce(f"{prefix}.{k}", v, fields[k].type) for k, v in raw.items()}
+    values = {k: coerce(f"{prefix}.{k}", v, fields[k].type) for k, v in raw.items()}
     return cls(**values)
 
 
@@ -234,12 +205,12 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
     unknown = [k for k in raw if k not in _SECTIONS]
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key (known keys: {', '.join(_SECTIONS)})")
-    name = _check_name(_coerce("name", raw.get("name", default_name), "str"))
-    seed = check_seed(_coerce("seed", raw.get("seed", 0), "int"), "seed", ConfigError)
+    name = _check_name(coerce("name", raw.get("name", default_name), "str"))
+    seed = check_seed(coerce("seed", raw.get("seed", 0), "int"), "seed", ConfigError)
     targets_raw = raw.get("targets", {"all": 1.0})
     if not isinstance(targets_raw, Mapping) or not targets_raw:
         raise ConfigError(f"targets: expected a mapping target -> probability, got {targets_raw!r}")
-    targets = tuple((str(k), _coerce(f"targets.{k}", v, "float")) for k, v in targets_raw.items())
+    targets = tuple((str(k), coerce(f"targets.{k}", v, "float")) for k, v in targets_raw.items())
     cfg = Config(
         name=name,
         seed=seed,

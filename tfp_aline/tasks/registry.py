@@ -8,6 +8,7 @@ import inspect
 from importlib.metadata import entry_points
 from typing import Any, Mapping
 
+from tfp_aline.coerce import coerce
 from tfp_aline.errors import ConfigError, TfpAlineError
 
 # Installed packages register tasks by name in this entry point group (tfp_aline's own built-in
@@ -88,30 +89,6 @@ def _task_call(cfg: TaskConfig, what: str, fn, *args):
         raise ConfigError(f"task {cfg.name!r}: {what} failed ({_first_line(e)})") from None
 
 
-def _coerce_option(cls_name, key, value, annotation):
-    """A YAML value checked against an Options field's annotation."""
-    kinds = {"int": (int,), "float": (float, int), "bool": (bool,), "str": (str,)}
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    optional = text.startswith("typing.Optional[") or text.endswith("| None") or text.startswith("Optional[")
-    base = text.removeprefix("typing.Optional[").removeprefix("Optional[").rstrip("]").split(" |")[0].strip()
-    if value is None and optional:
-        return None
-    allowed = kinds.get(base)
-    if allowed is None:
-        return value
-    if base == "float" and isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if (isinstance(value, bool) and base != "bool") or not isinstance(value, allowed):
-        raise ConfigError(
-            f"task.{key}: expected {'a number' if base in ('int', 'float') else 'a ' + base}"
-            f"{' or null' if optional else ''} for {cls_name}, got {value!r}"
-        )
-    return float(value) if base == "float" else value
-
-
 def parse_task_section(raw) -> TaskConfig:
     """The config's `task:` mapping -> TaskConfig with the chosen task's validated options.
 
@@ -145,7 +122,7 @@ def parse_task_section(raw) -> TaskConfig:
     if unknown:
         known = ", ".join(fields) or "none"
         raise ConfigError(f"task.{unknown[0]}: unknown key for task {spec!r} (its options: {known})")
-    values = {k: _coerce_option(cls.__name__, k, v, fields[k].type) for k, v in given.items()}
+    values = {k: coerce(f"task.{k}", v, fields[k].type) for k, v in given.items()}
     try:
         options = cls.Options(**values)
     except (TypeError, ValueError) as e:
