@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import yaml
 
 from tfp_aline.coerce import FLOAT, coerce
+from tfp_aline.core.target_names import PREDICTIVE, check_target_name
 from tfp_aline.errors import ConfigError, check_seed
 from tfp_aline.paths import input_file_problem
 from tfp_aline.tasks.registry import TaskConfig, parse_task_section
@@ -226,14 +227,15 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
     return cfg
 
 
-def validate(cfg: Config, group_names=None):
-    """Range checks that need no task; with `group_names`, also that every target exists."""
+def validate(cfg: Config, group_names=None, parameter_names=()):
+    """Range checks that need no task; with the task's `group_names` (and `parameter_names`), also
+    that every target exists."""
     # One check after the other in a fixed order: a config with several problems always names the same one.
     _check_signs(cfg)
     _check_sizes(cfg)
     _check_memory(cfg)
     _check_training_choices(cfg.training)
-    _check_targets(cfg, group_names)
+    _check_targets(cfg, group_names, parameter_names)
 
 
 def _check_signs(cfg: Config):
@@ -354,23 +356,20 @@ def _check_training_choices(t: TrainingConfig):
         raise ConfigError(f"training.policy_phase_lr_factor = {t.policy_phase_lr_factor}: expected a number in (0, 1]")
 
 
-def _check_targets(cfg: Config, group_names=None):
+def _check_targets(cfg: Config, group_names=None, parameter_names=()):
     """p(target): probabilities that sum to 1, predictive targets only with held-out outcomes, and
-    (with `group_names`) only target groups the task has."""
+    (with `group_names`) only targets the task has: its groups and single parameters."""
     for name, p in cfg.targets:
         if not 0 <= p <= 1 or not math.isfinite(p):
             raise ConfigError(f"targets.{name} = {p}: expected a probability in [0, 1]")
     total = sum(cfg.target_probs)
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"targets: probabilities sum to {total:g}, expected 1")
-    if "predictive" in cfg.target_names and cfg.episodes.num_predictive_targets == 0:
+    if PREDICTIVE in cfg.target_names and cfg.episodes.num_predictive_targets == 0:
         raise ConfigError("targets.predictive: needs episodes.num_predictive_targets > 0")
     if group_names is not None:
         for name in cfg.target_names:
-            if name not in ("all", "predictive") and name not in group_names:
-                raise ConfigError(
-                    f"targets.{name}: unknown target group (known: all, predictive, {', '.join(group_names)})"
-                )
+            check_target_name(name, group_names, parameter_names, where=f"targets.{name}: ")
 
 
 def apply_overrides(raw: dict, overrides) -> dict:
@@ -469,8 +468,8 @@ def load_config(path, overrides=None, check_targets: bool = True) -> Config:
         if check_targets:
             from tfp_aline.tasks.registry import check_targets
 
-            predictive = cfg.episodes.num_predictive_targets or "predictive" in cfg.target_names
-            check_targets(cfg.task, lambda groups: validate(cfg, group_names=groups), int(bool(predictive)))
+            predictive = cfg.episodes.num_predictive_targets or PREDICTIVE in cfg.target_names
+            check_targets(cfg.task, lambda groups, names: validate(cfg, groups, names), int(bool(predictive)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return cfg

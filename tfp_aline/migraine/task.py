@@ -135,6 +135,11 @@ class MigraineTask(Task):
         """The table's categories and 'baseline', without building the prior."""
         return (*cls._table(options).groups, "baseline")
 
+    @classmethod
+    def parameter_names_of(cls, options: MigraineOptions) -> tuple[str, ...]:
+        """The table's variable names and the baseline's, without building the prior."""
+        return (*cls._table(options).names, BASELINE_NAME)
+
     def __init__(self, table: FeatureTable | None = None, config: MigraineModelConfig | None = None, dtype=tf.float32):
         self.table = table if table is not None else read_feature_table()
         self.feature_table = self.table

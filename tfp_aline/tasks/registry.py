@@ -9,13 +9,13 @@ from importlib.metadata import entry_points
 from typing import Any, Mapping
 
 from tfp_aline.coerce import coerce
+from tfp_aline.core.target_names import builtin_clash
 from tfp_aline.errors import ConfigError, TfpAlineError
 
 # Installed packages register tasks by name in this entry point group (tfp_aline's own built-in
 # models do so in its pyproject.toml); any other task is named by import path, "package.module:ClassName".
 TASKS_GROUP = "tfp_aline.tasks"
 SELECTORS = ("name", "class")
-BUILTIN_TARGETS = ("all", "predictive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,15 +146,15 @@ def build_task(cfg: TaskConfig):
     return task
 
 
-def check_targets(cfg: TaskConfig, validate_groups, num_predictive_targets: int) -> None:
-    """Check a config's targets against the task without building it: `validate_groups` gets the
-    task's group names; predictive targets are checked against the task's outcome type."""
+def check_targets(cfg: TaskConfig, validate_names, num_predictive_targets: int) -> None:
+    """Check a config's targets against the task without building it: `validate_names` gets the
+    task's group names and parameter names; predictive targets are checked against the task's
+    outcome type."""
     cls, options = _class_and_options(cfg)
     groups = _task_call(cfg, f"{cls.__name__}.group_names", cls.group_names, options)
-    clash = [g for g in groups if g in BUILTIN_TARGETS]
-    if clash:  # the built-in target would silently win over the group
-        raise ConfigError(
-            f"task {cfg.name!r}: parameter group {clash[0]!r} has the name of a built-in target; rename it"
-        )
-    validate_groups(groups)
+    parameters = _task_call(cfg, f"{cls.__name__}.parameter_names_of", cls.parameter_names_of, options)
+    clash = builtin_clash(groups, parameters)
+    if clash:  # the built-in target would silently win over the group or parameter
+        raise ConfigError(f"task {cfg.name!r}: {clash} has the name of a built-in target; rename it")
+    validate_names(groups, parameters)
     _task_call(cfg, f"{cls.__name__}.check_predictive", cls.check_predictive, num_predictive_targets)
