@@ -7,7 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from tfp_aline import atomic
@@ -15,6 +14,7 @@ from tfp_aline.config import config_warnings, load_config
 from tfp_aline.core.rollout import rollout
 from tfp_aline.devices import make_strategy
 from tfp_aline.errors import ConfigError, TrainingError, warn, write_problem
+from tfp_aline.evaluation.metrics import summarize
 from tfp_aline.paths import check_output_dir
 from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, release_run_dir, remove_stale_temporaries
 from tfp_aline.training.trainer import Trainer, sample_inputs, target_table
@@ -24,7 +24,7 @@ def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
     """Mean log q of the true targets after T queries, learned policy (greedy) vs uniform random
     queries, on the same fresh simulated people, targets and candidate pools.
 
-    Returns means, 95% intervals (normal approximation) and the paired difference.
+    Returns means, 95% intervals (normal approximation, `metrics.summarize`) and the paired difference.
     """
     e = cfg.episodes
     seed = int(seed) % 2**31  # the run's seed plus an offset: kept within int32
@@ -35,8 +35,8 @@ def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
     final = {mode: run(mode).numpy().astype(float) for mode in ("greedy", "random")}
 
     def summary(x):
-        half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))
-        return {"mean": float(x.mean()), "ci_low": float(x.mean() - half), "ci_high": float(x.mean() + half)}
+        mean, low, high, _ = summarize(x)
+        return {"mean": mean, "ci_low": low, "ci_high": high}
 
     return {
         "people": people,
