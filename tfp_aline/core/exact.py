@@ -32,16 +32,17 @@ class NutsResult(NamedTuple):
         return tf.reshape(self.draws, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
 
 
-_COMPILED = {}  # (id(task), key) -> (task, compiled graph): NUTS and Newton, per task and settings
+_COMPILED_ATTRIBUTE = "_tfp_aline_compiled"  # on the task: {key: compiled graph}, NUTS and Newton per settings
 
 
 def _compiled(task, key, make):
-    """The graph cached for this task object and key (`make()` builds it on first use). The task
-    is kept beside the graph, so a recycled id() of a dead task never finds a stale graph."""
-    entry = _COMPILED.get((id(task), key))
-    if entry is None or entry[0] is not task:
-        entry = _COMPILED[(id(task), key)] = (task, make())
-    return entry[1]
+    """The graph cached on this task object for `key` (`make()` builds it on first use). Kept as
+    an attribute of the task, so it lives and dies with the task: no id() that a later task could
+    reuse, and no module-level table that keeps every task ever used alive."""
+    graphs = vars(task).setdefault(_COMPILED_ATTRIBUTE, {})
+    if key not in graphs:
+        graphs[key] = make()
+    return graphs[key]
 
 
 def _quietly(fn, *args, **kwargs):
