@@ -14,6 +14,7 @@ RANKS = {
     "tfp_aline.coerce": 0,
     "tfp_aline.atomic": 0,
     "tfp_aline.paths": 0,
+    "tfp_aline.run_files": 0,
     "tfp_aline.quiet": 0,
     "tfp_aline.signals": 0,
     "tfp_aline.devices": 0,
