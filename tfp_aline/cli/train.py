@@ -16,7 +16,14 @@ from tfp_aline.devices import make_strategy
 from tfp_aline.errors import ConfigError, TrainingError, warn, write_problem
 from tfp_aline.evaluation.metrics import summarize
 from tfp_aline.paths import check_output_dir
-from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, release_run_dir, remove_stale_temporaries
+from tfp_aline.runs import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVALUATION_FILE,
+    MODEL_FILE,
+    release_run_dir,
+    remove_stale_temporaries,
+)
 from tfp_aline.training.trainer import Trainer, sample_inputs, target_table
 
 
@@ -123,14 +130,14 @@ def _fit_and_compare(trainer, cfg, logdir: Path, progress: bool, evaluate: bool,
         return 128 + int(result.signal or 2)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
     _check_skipped(result, result.epoch - start, cfg)
     print(
-        f"trained {result.epoch} epochs; model: {logdir / 'model.keras'}"
+        f"trained {result.epoch} epochs; model: {logdir / MODEL_FILE}"
         + (f"; skipped non-finite epochs: {result.skipped_epochs}" if result.skipped_epochs else "")
     )
     if evaluate:
         comparison = policy_vs_random(
             trainer.model, trainer.task, cfg, cfg.evaluation.people, cfg.seed + cfg.evaluation.seed_offset
         )
-        atomic.write_text(logdir / "evaluation.json", json.dumps(comparison, indent=2))
+        atomic.write_text(logdir / EVALUATION_FILE, json.dumps(comparison, indent=2))
         print(format_comparison(comparison))
     return 0
 
