@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfp_aline import atomic
 from tfp_aline.config import config_warnings, load_config
+from tfp_aline.core import seeds
 from tfp_aline.core.rollout import rollout
 from tfp_aline.devices import make_strategy
 from tfp_aline.errors import ConfigError, TrainingError, warn, write_problem
@@ -36,7 +37,7 @@ def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
     e = cfg.episodes
     seed = int(seed) % 2**31  # the run's seed plus an offset: kept within int32
     batch, tmask, noise = sample_inputs(
-        task, cfg, target_table(cfg, task), people, tf.constant([seed, 0x0E7A1], tf.int32)
+        task, cfg, target_table(cfg, task), people, tf.constant([seed, seeds.EVALUATION_EPISODES], tf.int32)
     )
     run = tf.function(lambda mode: rollout(model, batch, tmask, e.horizon, mode, noise).logq[-1], reduce_retracing=True)
     final = {mode: run(mode).numpy().astype(float) for mode in ("greedy", "random")}

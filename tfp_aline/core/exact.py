@@ -8,6 +8,8 @@ from typing import NamedTuple
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_aline.core import seeds
+
 tfm = tfp.mcmc
 
 
@@ -143,7 +145,7 @@ def prior_starts(task, x, y, mask, num_chains: int, seed, num_draws: int = 256):
     log posterior. Needs only prior samples and `log_posterior`, never a Hessian, and the starts
     are spread over the prior, so separate modes are found by separate chains."""
     people = x.shape[0]
-    draws = task.sample_prior(num_draws * people, seed=tf.constant([seed[0], seed[1] + 7919], tf.int32))
+    draws = task.sample_prior(num_draws * people, seed=tf.constant([seed[0], seed[1] + seeds.NUTS_STARTS], tf.int32))
     draws = tf.reshape(tf.cast(draws, x.dtype), [num_draws, people, -1])  # [K, P, L]
     logp = task.log_posterior(draws, x, y, mask)  # [K, P]
     logp = tf.where(tf.math.is_nan(logp), tf.constant(-float("inf"), logp.dtype), logp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfp_aline.core import seeds
 from tfp_aline.core.choice import choice_noise
 from tfp_aline.core.rollout import random_choices, state_from_choices
 from tfp_aline.core.rollout_state import model_inputs, state_after
@@ -29,7 +30,7 @@ class Validator:
         self.task, self.cfg = task, cfg
         self.steps = sorted({0, e.horizon // 2, e.horizon})
         seed = int(seed) % 2**31  # the run's seed plus an offset: kept within int32
-        s = tf.constant([seed, 0xFA11], tf.int32)
+        s = tf.constant([seed, seeds.VALIDATION_EPISODES], tf.int32)
         self.batch = task.sample_episodes(
             num_people,
             e.num_candidates,
@@ -37,7 +38,9 @@ class Validator:
             num_initial_context=e.num_initial_context,
             num_predictive_targets=e.num_predictive_targets,
         )
-        noise = choice_noise(tf.constant([seed, 0xFA12], tf.int32), e.horizon, num_people, e.num_candidates)
+        noise = choice_noise(
+            tf.constant([seed, seeds.VALIDATION_CHOICES], tf.int32), e.horizon, num_people, e.num_candidates
+        )
         self.chosen = random_choices(noise, e.horizon)
         final = state_from_choices(self.batch, self.chosen)
         self.states = [state_after(final, self.chosen, e.num_initial_context, tf.constant(t)) for t in self.steps]
@@ -52,7 +55,9 @@ class Validator:
         self.tmask = tf.ones([num_people, task.num_parameters + e.num_predictive_targets], tf.bool)
         # Once, on fixed data: the reference is the costly part.
         self.exact_means = [
-            task.reference_mean(st.context_x, st.context_y, st.context_mask, tf.constant([seed, 0xFA13 + i]))
+            task.reference_mean(
+                st.context_x, st.context_y, st.context_mask, tf.constant([seed, seeds.VALIDATION_REFERENCE + i])
+            )
             for i, st in enumerate(self.states)
         ]
 
