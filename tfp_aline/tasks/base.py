@@ -176,16 +176,21 @@ class Task(abc.ABC):
         """theta ~ p(theta): [B, L]."""
         return self.prior().sample(batch_size, seed=seed)
 
+    def sample_joint(self, batch_size: int, num_designs: int, seed):
+        """(theta, x, y) ~ p(theta, x_1..n, y_1..n): theta [B, L], x [B, n, Dx], y [B, n]."""
+        s = self.joint_distribution(num_designs).sample(batch_size, seed=seed)
+        return s["theta"], s["x"], s["y"]
+
     def sample_episodes(
         self, batch_size: int, num_candidates: int, seed, num_initial_context: int = 0, num_predictive_targets: int = 0
     ) -> EpisodeBatch:
         """Draw B episodes: theta ~ p(theta), a pool of N candidates with their outcomes,
         N0 initial context points and M predictive targets, all for the same theta."""
         n0, n, m = num_initial_context, num_candidates, num_predictive_targets
-        s = self.joint_distribution(n0 + n + m).sample(batch_size, seed=seed)
-        x, y = s["x"], tf.cast(s["y"], self.dtype)[..., None]
+        theta, x, y = self.sample_joint(batch_size, n0 + n + m, seed)
+        y = tf.cast(y, self.dtype)[..., None]
         return EpisodeBatch(
-            theta=s["theta"],
+            theta=theta,
             context_x=x[:, :n0],
             context_y=y[:, :n0],
             query_x=x[:, n0 : n0 + n],
