@@ -55,7 +55,7 @@ def write(tmp_path, mutate):
         (lambda r: r["network"].update(num_layers=-1), "network.num_layers"),
         (lambda r: r["training"].update(epochs="ten"), "training.epochs: expected an integer"),
         (lambda r: r["training"].update(jit_compile="yes"), "training.jit_compile: expected true or false"),
-        (lambda r: r["targets"].update(sleeep=0.1, sleep=0.1), "targets.sleeep: unknown target group"),
+        (lambda r: r["targets"].update(sleeep=0.1, sleep=0.1), "targets.sleeep: unknown target 'sleeep'"),
         (lambda r: r["targets"].update(all=0.5), "targets: probabilities sum to 1.1"),
         (lambda r: r["training"].update(strategy="tpu"), "training.strategy"),
         (lambda r: r["episodes"].update(num_predictive_targets=0), "targets.predictive: needs"),
@@ -109,5 +109,14 @@ def test_target_names_are_checked_without_building_the_task(monkeypatch):
     monkeypatch.setattr(MigraineTask, "__init__", refuse)
     cfg = load_config(ROOT / "configs" / "migraine.yaml", ["targets={sleep: 0.5, baseline: 0.5}"])
     assert tuple(cfg.target_names) == ("sleep", "baseline")
-    with pytest.raises(ConfigError, match="targets.nap: unknown target group .*sleep.*baseline"):
+    with pytest.raises(ConfigError, match=r"targets.nap: unknown target .*sleep.*baseline.*Sleep duration \(h\)"):
         load_config(ROOT / "configs" / "migraine.yaml", ["targets={nap: 1.0}"])
+    single = load_config(ROOT / "configs" / "migraine.yaml", ['targets={"Perceived stress (score)": 0.5, sleep: 0.5}'])
+    assert single.target_names == ("Perceived stress (score)", "sleep")
+
+
+def test_a_single_parameter_is_a_target():
+    cfg = load_config(ROOT / "configs" / "psychometric.yaml", ["targets={threshold: 0.5, all: 0.5}"])
+    assert cfg.target_names == ("threshold", "all")
+    with pytest.raises(ConfigError, match=r"targets.treshold: unknown target .*a parameter \(threshold, slope"):
+        load_config(ROOT / "configs" / "psychometric.yaml", ["targets={treshold: 1.0}"])

@@ -11,8 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tfp_aline"
 RANKS = {
     "tfp_aline": 0,  # the package's __init__: the log-level constant only
     "tfp_aline.errors": 0,
+    "tfp_aline.coerce": 0,
     "tfp_aline.atomic": 0,
     "tfp_aline.paths": 0,
+    "tfp_aline.run_files": 0,
     "tfp_aline.quiet": 0,
     "tfp_aline.signals": 0,
     "tfp_aline.devices": 0,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from tfp_aline.coerce import FLOAT, coerce
+from tfp_aline.core.target_names import PREDICTIVE, check_target_name
 from tfp_aline.errors import ConfigError, check_seed
 from tfp_aline.paths import input_file_problem
 from tfp_aline.tasks.registry import TaskConfig, parse_task_section
@@ -127,9 +128,8 @@ class _Loader(yaml.SafeLoader):
     """
 
 
-_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$")
 # Appended after the built-in int resolver, so '10' stays an int and only what int rejects is tried.
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT, list("-+0123456789."))
 
 
 def _mapping_without_duplicates(loader, node, deep=False):
@@ -175,34 +175,6 @@ CREDITS = ("step", "return")  # core.objectives.CREDITS, restated so that readin
 ON_NONFINITE = ("skip", "stop")
 
 
-_TYPES = {
-    "int": ((int,), "an integer"),
-    "float": ((float, int), "a number"),
-    "bool": ((bool,), "true or false"),
-    "str": ((str,), "a string"),
-    "typing.Optional[str]": ((str, type(None)), "a string or null"),
-    "tuple": ((list, tuple), "a list"),
-}
-
-
-def _coerce(key: str, value, annotation: str):
-    """Check a YAML value against a field's annotation (a string: this module defers annotations)."""
-    allowed, description = _TYPES[annotation]
-    if annotation == "float" and isinstance(value, str) and _FLOAT.match(value.strip()):
-        value = float(value.strip().replace("_", ""))  # a quoted number: '1e-3'
-    if annotation == "int" and isinstance(value, float) and value.is_integer():
-        value = int(value)  # 1e3 or 3000.0 for a count
-    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-        raise ConfigError(f"{key}: expected {description}, got {value!r}")
-    if annotation == "float" and not math.isfinite(value):  # .inf passes every `> 0` check
-        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-    if annotation == "tuple":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
-        return tuple(value)
-    return float(value) if annotation == "float" else value
-
-
 def _check_name(name: str) -> str:
     """The run's name is a folder under runs/: one folder name, never a path."""
     bad = not name.strip() or name.startswith(".") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name)
@@ -223,7 +195,7 @@ def _section(cls, raw, prefix):
     unknown = [k for k in raw if k not in fields]
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown key (known keys: {', '.join(fields)})")
-    values = {k: _coerce(f"{prefix}.{k}", v, fields[k].type) for k, v in raw.items()}
+    values = {k: coerce(f"{prefix}.{k}", v, fields[k].type) for k, v in raw.items()}
     return cls(**values)
 
 
@@ -234,12 +206,12 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
     unknown = [k for k in raw if k not in _SECTIONS]
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key (known keys: {', '.join(_SECTIONS)})")
-    name = _check_name(_coerce("name", raw.get("name", default_name), "str"))
-    seed = check_seed(_coerce("seed", raw.get("seed", 0), "int"), "seed", ConfigError)
+    name = _check_name(coerce("name", raw.get("name", default_name), "str"))
+    seed = check_seed(coerce("seed", raw.get("seed", 0), "int"), "seed", ConfigError)
     targets_raw = raw.get("targets", {"all": 1.0})
     if not isinstance(targets_raw, Mapping) or not targets_raw:
         raise ConfigError(f"targets: expected a mapping target -> probability, got {targets_raw!r}")
-    targets = tuple((str(k), _coerce(f"targets.{k}", v, "float")) for k, v in targets_raw.items())
+    targets = tuple((str(k), coerce(f"targets.{k}", v, "float")) for k, v in targets_raw.items())
     cfg = Config(
         name=name,
         seed=seed,
@@ -255,14 +227,15 @@ def config_from_dict(raw: Mapping[str, Any], default_name: str = "run") -> Confi
     return cfg
 
 
-def validate(cfg: Config, group_names=None):
-    """Range checks that need no task; with `group_names`, also that every target exists."""
+def validate(cfg: Config, group_names=None, parameter_names=()):
+    """Range checks that need no task; with the task's `group_names` (and `parameter_names`), also
+    that every target exists."""
     # One check after the other in a fixed order: a config with several problems always names the same one.
     _check_signs(cfg)
     _check_sizes(cfg)
     _check_memory(cfg)
     _check_training_choices(cfg.training)
-    _check_targets(cfg, group_names)
+    _check_targets(cfg, group_names, parameter_names)
 
 
 def _check_signs(cfg: Config):
@@ -383,23 +356,20 @@ def _check_training_choices(t: TrainingConfig):
         raise ConfigError(f"training.policy_phase_lr_factor = {t.policy_phase_lr_factor}: expected a number in (0, 1]")
 
 
-def _check_targets(cfg: Config, group_names=None):
+def _check_targets(cfg: Config, group_names=None, parameter_names=()):
     """p(target): probabilities that sum to 1, predictive targets only with held-out outcomes, and
-    (with `group_names`) only target groups the task has."""
+    (with `group_names`) only targets the task has: its groups and single parameters."""
     for name, p in cfg.targets:
         if not 0 <= p <= 1 or not math.isfinite(p):
             raise ConfigError(f"targets.{name} = {p}: expected a probability in [0, 1]")
     total = sum(cfg.target_probs)
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"targets: probabilities sum to {total:g}, expected 1")
-    if "predictive" in cfg.target_names and cfg.episodes.num_predictive_targets == 0:
+    if PREDICTIVE in cfg.target_names and cfg.episodes.num_predictive_targets == 0:
         raise ConfigError("targets.predictive: needs episodes.num_predictive_targets > 0")
     if group_names is not None:
         for name in cfg.target_names:
-            if name not in ("all", "predictive") and name not in group_names:
-                raise ConfigError(
-                    f"targets.{name}: unknown target group (known: all, predictive, {', '.join(group_names)})"
-                )
+            check_target_name(name, group_names, parameter_names, where=f"targets.{name}: ")
 
 
 def apply_overrides(raw: dict, overrides) -> dict:
@@ -498,8 +468,8 @@ def load_config(path, overrides=None, check_targets: bool = True) -> Config:
         if check_targets:
             from tfp_aline.tasks.registry import check_targets
 
-            predictive = cfg.episodes.num_predictive_targets or "predictive" in cfg.target_names
-            check_targets(cfg.task, lambda groups: validate(cfg, group_names=groups), int(bool(predictive)))
+            predictive = cfg.episodes.num_predictive_targets or PREDICTIVE in cfg.target_names
+            check_targets(cfg.task, lambda groups, names: validate(cfg, groups, names), int(bool(predictive)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return cfg

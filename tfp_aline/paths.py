@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from tfp_aline.errors import TfpAlineError
+from tfp_aline.run_files import CHECKPOINT_DIR, CHECKPOINT_INDEX, CONFIG_FILE, MODEL_FILE
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -40,14 +41,14 @@ def check_output_dir(path, flag: str, *, must_be_empty: bool = False, files=()) 
     return path
 
 
-RUN_MARKERS = ("model.keras", "checkpoints")  # beside config.yaml, what makes a folder a run folder
+RUN_MARKERS = (MODEL_FILE, CHECKPOINT_DIR)  # beside config.yaml, what makes a folder a run folder
 REPORT_SUFFIXES = (".md", ".csv", ".png")  # what `evaluate` writes into its output folder
 
 
 def is_run_dir(path) -> bool:
     """A folder `tfp-aline train` wrote: config.yaml beside model.keras or checkpoints/."""
     path = Path(path)
-    return (path / "config.yaml").is_file() and any((path / m).exists() for m in RUN_MARKERS)
+    return (path / CONFIG_FILE).is_file() and any((path / m).exists() for m in RUN_MARKERS)
 
 
 def _within(inner: Path, outer: Path) -> bool:
@@ -56,7 +57,7 @@ def _within(inner: Path, outer: Path) -> bool:
 
 # A checkpoint index or a trained model anywhere inside also marks a run's own files (e.g. its
 # checkpoints/ folder given as --out).
-RUN_FILES = ("checkpoint", "model.keras")
+RUN_FILES = (CHECKPOINT_INDEX, MODEL_FILE)
 
 
 def _run_inside(path: Path) -> Path | None:

@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tfp_aline.errors import TfpAlineError, TrainingError, warn
+from tfp_aline.run_files import CHECKPOINT_DIR, CONFIG_FILE, EVALUATION_FILE, MODEL_FILE
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
-EVALUATION_FILE = "evaluation.json"
 _EPOCH_KEY = "epoch/.ATTRIBUTES/VARIABLE_VALUE"
 # What must stay as trained when a run is resumed; training.epochs may grow, the rest may change.
 FIXED_ON_RESUME = ("network", "task", "episodes")

@@ -106,3 +106,22 @@ def test_no_branch_on_a_task_name_outside_the_task_modules():
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_a_single_parameter_is_a_target_everywhere(tmp_path):
+    """Config, `evaluate --targets` and `Task.parameter_indices` accept a parameter's name, by one check."""
+    from tfp_aline.cli.evaluate import evaluate_command
+    from tfp_aline.core.target_names import builtin_clash, check_target_name
+
+    task = PsychometricTask()
+    assert task.parameter_indices("threshold") == (0,)
+    assert task.parameter_indices(("threshold", "lapse")) == (0, 3)
+    assert PsychometricTask.parameter_names_of(PsychometricTask.Options()) == task.parameter_names
+    with pytest.raises(ConfigError, match="'predictive' names the predictive points"):
+        task.parameter_indices("predictive")
+    with pytest.raises(ConfigError, match=r"task 'psychometric': unknown target 'tresh'; .*\(threshold, slope"):
+        task.parameter_indices("tresh")
+    assert check_target_name("slope", (), ("slope",)) == "slope"
+    assert builtin_clash(("g",), ("all", "b")) == "parameter 'all'"
+    with pytest.raises(ConfigError, match=r"--targets: unknown target 'tresh'; .*threshold_slope.*\(threshold, slope"):
+        evaluate_command(ROOT / "models" / "psychometric", targets=["tresh"], out=tmp_path / "out", progress=False)

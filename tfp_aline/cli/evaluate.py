@@ -99,22 +99,15 @@ def evaluate_command(
 def _evaluate(
     run_dir, episodes, methods, seed, baseline_episodes, targets, nuts_people, exact, progress, should_stop, sizes
 ):
+    from tfp_aline.core.target_names import check_target_name
     from tfp_aline.devices import describe_devices
     from tfp_aline.evaluation.evaluate import EvalSettings, evaluate_run
     from tfp_aline.runs import load_run
 
     run = load_run(run_dir)
     print(f"device: {describe_devices()}", flush=True)
-    if targets:
-        for t in targets:
-            if (
-                t not in ("all", "predictive")
-                and t not in run.task.parameter_groups
-                and t not in run.task.parameter_names
-            ):
-                raise TfpAlineError(
-                    f"--targets: unknown target {t!r} (known: all, predictive, {', '.join(run.task.parameter_groups)})"
-                )
+    for t in targets or ():
+        check_target_name(t, run.task.parameter_groups, run.task.parameter_names, where="--targets: ")
     settings = EvalSettings(
         episodes=episodes or run.cfg.evaluation.people,
         baseline_episodes=baseline_episodes,

@@ -7,16 +7,23 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from tfp_aline import atomic
 from tfp_aline.config import config_warnings, load_config
+from tfp_aline.core import seeds
 from tfp_aline.core.rollout import rollout
 from tfp_aline.devices import make_strategy
 from tfp_aline.errors import ConfigError, TrainingError, warn, write_problem
+from tfp_aline.evaluation.metrics import summarize
 from tfp_aline.paths import check_output_dir
-from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, remove_stale_temporaries
+from tfp_aline.runs import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVALUATION_FILE,
+    MODEL_FILE,
+    remove_stale_temporaries,
+)
 from tfp_aline.training.trainer import Trainer, sample_inputs, target_table
 
 
@@ -24,19 +31,19 @@ def policy_vs_random(model, task, cfg, people: int, seed: int) -> dict:
     """Mean log q of the true targets after T queries, learned policy (greedy) vs uniform random
     queries, on the same fresh simulated people, targets and candidate pools.
 
-    Returns means, 95% intervals (normal approximation) and the paired difference.
+    Returns means, 95% intervals (normal approximation, `metrics.summarize`) and the paired difference.
     """
     e = cfg.episodes
     seed = int(seed) % 2**31  # the run's seed plus an offset: kept within int32
     batch, tmask, noise = sample_inputs(
-        task, cfg, target_table(cfg, task), people, tf.constant([seed, 0x0E7A1], tf.int32)
+        task, cfg, target_table(cfg, task), people, tf.constant([seed, seeds.EVALUATION_EPISODES], tf.int32)
     )
     run = tf.function(lambda mode: rollout(model, batch, tmask, e.horizon, mode, noise).logq[-1], reduce_retracing=True)
     final = {mode: run(mode).numpy().astype(float) for mode in ("greedy", "random")}
 
     def summary(x):
-        half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))
-        return {"mean": float(x.mean()), "ci_low": float(x.mean() - half), "ci_high": float(x.mean() + half)}
+        mean, low, high, _ = summarize(x)
+        return {"mean": mean, "ci_low": low, "ci_high": high}
 
     return {
         "people": people,
@@ -130,14 +137,14 @@ def _fit_and_compare(trainer, cfg, logdir: Path, progress: bool, evaluate: bool)
         print(f"{role.name}: trained {result.epoch} epochs; the chief wrote the model to {logdir / 'model.keras'}")
         return 0
     print(
-        f"trained {result.epoch} epochs; model: {logdir / 'model.keras'}"
+        f"trained {result.epoch} epochs; model: {logdir / MODEL_FILE}"
         + (f"; skipped non-finite epochs: {result.skipped_epochs}" if result.skipped_epochs else "")
     )
     if evaluate:
         comparison = policy_vs_random(
             trainer.model, trainer.task, cfg, cfg.evaluation.people, cfg.seed + cfg.evaluation.seed_offset
         )
-        atomic.write_text(logdir / "evaluation.json", json.dumps(comparison, indent=2))
+        atomic.write_text(logdir / EVALUATION_FILE, json.dumps(comparison, indent=2))
         print(format_comparison(comparison))
     return 0
 

@@ -21,14 +21,20 @@ def choice_noise(seed, horizon: int, batch_size, num_candidates: int):
     )
 
 
+def check_mode(mode: str) -> str:
+    """`mode` if it is one of MODES, else ValueError (before any graph is built)."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+    return mode
+
+
 def choose(logits, taken, noise, mode: str):
     """Pick one untaken candidate per episode: logits, noise [B, N], taken [B, N] bool -> [B] int32.
 
     'random' is uniform among the untaken, 'sample' draws from softmax(logits) (Gumbel-max trick),
     'greedy' is the argmax (noise unused, may be None).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+    check_mode(mode)
     score = {"random": lambda: noise, "sample": lambda: logits + noise, "greedy": lambda: logits}[mode]()
     score = tf.convert_to_tensor(score)
     return tf.argmax(

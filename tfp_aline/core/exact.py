@@ -8,6 +8,8 @@ from typing import NamedTuple
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_aline.core import seeds
+
 tfm = tfp.mcmc
 
 
@@ -32,16 +34,17 @@ class NutsResult(NamedTuple):
         return tf.reshape(self.draws, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
 
 
-_COMPILED = {}  # (id(task), key) -> (task, compiled graph): NUTS and Newton, per task and settings
+_COMPILED_ATTRIBUTE = "_tfp_aline_compiled"  # on the task: {key: compiled graph}, NUTS and Newton per settings
 
 
 def _compiled(task, key, make):
-    """The graph cached for this task object and key (`make()` builds it on first use). The task
-    is kept beside the graph, so a recycled id() of a dead task never finds a stale graph."""
-    entry = _COMPILED.get((id(task), key))
-    if entry is None or entry[0] is not task:
-        entry = _COMPILED[(id(task), key)] = (task, make())
-    return entry[1]
+    """The graph cached on this task object for `key` (`make()` builds it on first use). Kept as
+    an attribute of the task, so it lives and dies with the task: no id() that a later task could
+    reuse, and no module-level table that keeps every task ever used alive."""
+    graphs = vars(task).setdefault(_COMPILED_ATTRIBUTE, {})
+    if key not in graphs:
+        graphs[key] = make()
+    return graphs[key]
 
 
 def _quietly(fn, *args, **kwargs):
@@ -142,7 +145,7 @@ def prior_starts(task, x, y, mask, num_chains: int, seed, num_draws: int = 256):
     log posterior. Needs only prior samples and `log_posterior`, never a Hessian, and the starts
     are spread over the prior, so separate modes are found by separate chains."""
     people = x.shape[0]
-    draws = task.sample_prior(num_draws * people, seed=tf.constant([seed[0], seed[1] + 7919], tf.int32))
+    draws = task.sample_prior(num_draws * people, seed=tf.constant([seed[0], seed[1] + seeds.NUTS_STARTS], tf.int32))
     draws = tf.reshape(tf.cast(draws, x.dtype), [num_draws, people, -1])  # [K, P, L]
     logp = task.log_posterior(draws, x, y, mask)  # [K, P]
     logp = tf.where(tf.math.is_nan(logp), tf.constant(-float("inf"), logp.dtype), logp)

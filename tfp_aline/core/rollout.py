@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfp_aline.core.choice import MODES, choose
+from tfp_aline.core.choice import check_mode, choose
 from tfp_aline.core.objectives import inference_log_prob, target_log_prob
 from tfp_aline.core.rollout_state import RolloutState, initial_state, model_inputs, observe
 
@@ -46,9 +46,7 @@ def rollout(model, batch, target_mask, horizon: int, mode: str, noise, training=
     Returns:
         A `RolloutResult`: per-step log q [T + 1, B], log pi, entropy and choices [T, B], and the final state.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r}: expected one of {MODES}")
-    use_policy = mode != "random"
+    use_policy = check_mode(mode) != "random"  # checked here too: before the loop is traced
 
     def forward(state):
         out = model(model_inputs(state, batch, target_mask), compute_policy=use_policy, training=training)

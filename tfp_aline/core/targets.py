@@ -3,9 +3,10 @@
 import numpy as np
 import tensorflow as tf
 
+from tfp_aline.core.target_names import PREDICTIVE
 from tfp_aline.errors import ConfigError
 
-PREDICTIVE = "predictive"
+__all__ = ["PREDICTIVE", "target_mask"]
 
 
 def _is_per_episode(target):

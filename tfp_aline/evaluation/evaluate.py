@@ -8,6 +8,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tfp_aline.core import seeds
 from tfp_aline.core.acquisition import (
     PolicyAcquisition,
     RandomAcquisition,
@@ -252,7 +253,7 @@ def _shared_episodes(run, settings: EvalSettings, T: int, N: int, progress: bool
     e, task, model = run.cfg.episodes, run.task, run.model
     n0 = e.num_initial_context if settings.num_initial_context is None else settings.num_initial_context
     m = e.num_predictive_targets
-    seed = tf.constant([settings.seed, 0xE7A1], tf.int32)
+    seed = tf.constant([settings.seed, seeds.EVALUATION_EPISODES], tf.int32)
     batch = task.sample_episodes(settings.episodes, N, seed=seed, num_initial_context=n0, num_predictive_targets=m)
     theta = batch.theta.numpy().astype(np.float64)
     forward = tf.function(lambda inputs: model(inputs, compute_policy=False), reduce_retracing=True)
@@ -319,7 +320,9 @@ def _acquire(ep: _Episodes, bar, reusable: dict, method_name: str, b, tmask):
     if acq.target_agnostic and method_name in reusable:
         bar.update(T * n_ep)
         return reusable[method_name]  # same people, same choices: only the metrics differ
-    result = run_acquisition(acq, b, tmask, T, [ep.settings.seed, 1], progress=_PersonSteps(bar, n_ep))
+    result = run_acquisition(
+        acq, b, tmask, T, [ep.settings.seed, seeds.METHOD_CHOICES], progress=_PersonSteps(bar, n_ep)
+    )
     if acq.target_agnostic:
         reusable[method_name] = result
     return result
@@ -339,7 +342,7 @@ def _spce_rows(task, r: _MethodRun, T: int, settings: EvalSettings) -> list:
         s.context_y,
         s.context_mask,
         num_contrastive=settings.spce_samples,
-        seed=(settings.seed, 0x5BCE),
+        seed=(settings.seed, seeds.CONTRASTIVE),
     )
     n, limit = len(bounds.spce), bounds.limit
     return [
@@ -388,7 +391,7 @@ def _parameter_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, st
     settings, task, T = ep.settings, ep.task, ep.horizon
     th, pmask = r.theta, r.pmask
     q = ep.model.posterior(out)
-    s_seed = tf.constant([settings.seed, 1000 * r.ti + t], tf.int32)
+    s_seed = tf.constant([settings.seed, seeds.posterior_samples(r.ti, t)], tf.int32)
     samples = q.sample(settings.num_samples, seed=s_seed).numpy().astype(np.float64)
     got.add(r.method, r.target, t, "rmse_mean", M.rmse_mean(q.mean().numpy(), th, pmask))
     got.add(r.method, r.target, t, "rmse_paper", M.rmse_paper(samples, th, pmask, task.support))
@@ -506,10 +509,12 @@ def _nuts_check(task, model, forward, result, b, tmask, target, theta, n0, T, se
         if progress:
             print(f"NUTS on {k} people (4 chains x 500 draws after 500 warm-up)...", flush=True)
         start = time.perf_counter()
-        nuts = nuts_posterior(task, x, y, mask, num_chains=4, num_results=500, num_burnin=500, seed=(settings.seed, 99))
+        nuts = nuts_posterior(
+            task, x, y, mask, num_chains=4, num_results=500, num_burnin=500, seed=(settings.seed, seeds.NUTS_CHECK)
+        )
         seconds = time.perf_counter() - start
         warn_unconverged(nuts, task.parameter_names, what=f"the NUTS check at step {T} (target {target!r})")
-        reference = task.reference_mean(x, y, mask, tf.constant([settings.seed, 98]))
+        reference = task.reference_mean(x, y, mask, tf.constant([settings.seed, seeds.NUTS_CHECK_REFERENCE]))
     pmask = tmask.numpy()[:k, : task.num_parameters]
     th = theta[:k]
     sub = {key: v[:k] for key, v in model_inputs(state, b, tmask).items()}

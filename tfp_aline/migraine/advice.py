@@ -1,4 +1,7 @@
-"""Advice for one person from a trained run: trigger posteriors, migraine risk and the next day to ask about."""
+"""Advice for one person from a trained run: trigger posteriors, migraine risk and the next day to ask about.
+
+The mixture maths is in `mixtures.py`, the text report in `advice_text.py`.
+"""
 
 from __future__ import annotations
 
@@ -11,45 +14,15 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 import tensorflow_probability as tfp
-from scipy.special import ndtr
 
 from tfp_aline.core.targets import PREDICTIVE, target_mask
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.migraine.history import HistoryWarning, PersonHistory, read_history
+from tfp_aline.migraine.mixtures import MIXTURE_KEYS, QUANTILES, mixture_moments, mixture_quantiles
 from tfp_aline.nn.forward import raw_forward
+from tfp_aline.nn.model import AlineModel
 
 tfd = tfp.distributions
-
-QUANTILES = (0.05, 0.95)
-
-
-def mixture_moments(logits, locs, scales):
-    """Mean and sd of Gaussian mixtures: arrays [..., K] -> ([...], [...])."""
-    w = np.exp(logits - logits.max(-1, keepdims=True))
-    w /= w.sum(-1, keepdims=True)
-    mean = (w * locs).sum(-1)
-    var = (w * (scales**2 + locs**2)).sum(-1) - mean**2
-    return mean, np.sqrt(np.maximum(var, 0.0))
-
-
-def mixture_quantiles(logits, locs, scales, probs=QUANTILES, iterations=60):
-    """Quantiles of Gaussian mixtures by bisection on the exact mixture CDF.
-
-    logits, locs, scales: [L, K] -> [L, len(probs)]. 60 halvings of a bracket a few dozen sd wide
-    leave an error far below 1e-6.
-    """
-    w = np.exp(logits - logits.max(-1, keepdims=True))
-    w /= w.sum(-1, keepdims=True)
-    p = np.asarray(probs, float)[None, :, None]  # [1, Q, 1]
-    lo = np.broadcast_to((locs - 12 * scales).min(-1)[:, None], (len(locs), p.shape[1])).copy()
-    hi = np.broadcast_to((locs + 12 * scales).max(-1)[:, None], lo.shape).copy()
-    w, locs, scales = w[:, None], locs[:, None], scales[:, None]  # [L, 1, K]
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        below = (w * ndtr((mid[..., None] - locs) / scales)).sum(-1) < p[..., 0]
-        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    return 0.5 * (lo + hi)
-
 
 UNLIKELY = 1e-3  # below this prior-predictive tail probability the history is out of the model's range
 
@@ -107,10 +80,7 @@ class Advice:
     def posterior(self) -> tfd.MixtureSameFamily:
         """q(theta_l | reported days) for all L parameters: a Gaussian mixture, batch shape [L]."""
         # Built on first use: constructing tfd objects costs about as much as the network call.
-        o = self.outputs
-        return tfd.MixtureSameFamily(
-            tfd.Categorical(logits=o["mixture_logits"][0]), tfd.Normal(o["mixture_locs"][0], o["mixture_scales"][0])
-        )
+        return AlineModel.posterior({k: self.outputs[k][0] for k in MIXTURE_KEYS})
 
     def to_dict(self) -> dict:
         """Plain JSON-able content (no tfd objects; the mixtures as lists)."""
@@ -125,9 +95,7 @@ class Advice:
             "triggers": _records(self.triggers),
             "risk": _records(self.risk),
             "next_questions": _records(self.next_questions),
-            "posterior_mixture": {
-                k: self.outputs[k][0].tolist() for k in ("mixture_logits", "mixture_locs", "mixture_scales")
-            },
+            "posterior_mixture": {k: self.outputs[k][0].tolist() for k in MIXTURE_KEYS},
             "check": None if self.check is None else self.check.to_dict(),
         }
 
@@ -319,10 +287,7 @@ class Advisor:
         i = inputs
         x = ((i["context_x"] - self.table.mean) / self.table.std).astype(np.float32)  # the task's units
         y, mask = i["context_y"][..., None], i["context_mask"]
-        o = outputs
-        q = tfd.MixtureSameFamily(
-            tfd.Categorical(logits=o["mixture_logits"]), tfd.Normal(o["mixture_locs"], o["mixture_scales"])
-        )  # batch [1, L]
+        q = AlineModel.posterior(outputs)  # batch [1, L]
         c = psis_check(self.task, q, x, y, mask, num_samples=num_samples, seed=seed)
         if c.ok[0]:
             mean, sd = c.corrected_mean()[0], c.corrected_sd()[0]
@@ -350,7 +315,7 @@ class Advisor:
         return target_mask(self.task, "all" if target is None else target, 1, m).numpy()
 
     def _advice(self, h, future, target, out, inputs, used, dropped, cap, notes, open_days) -> Advice:
-        logits, locs, scales = (out[k][0].astype(float) for k in ("mixture_logits", "mixture_locs", "mixture_scales"))
+        logits, locs, scales = (out[k][0].astype(float) for k in MIXTURE_KEYS)
         mean, sd = mixture_moments(logits, locs, scales)
         q = mixture_quantiles(logits, locs, scales)
         category = [""] * self.task.num_parameters
@@ -407,45 +372,3 @@ class Advisor:
 
 def _day(label, row, date, kind="unreported"):
     return (label, kind, int(row), pd.NaT if date is None else pd.Timestamp(date))
-
-
-def format_advice(advice: Advice, top: int = 5) -> str:
-    """A readable text report: triggers with 90% intervals, risk per day, the top questions."""
-    a = advice
-    lines = [
-        f"advice for {a.source}: {a.used_days} reported day(s) used"
-        + (f", {a.dropped_days} older left out (at most {a.max_context} are used)" if a.dropped_days else "")
-        + f"; target: {a.target if isinstance(a.target, str) else ', '.join(a.target)}"
-    ]
-    lines += [f"warning: {w}" for w in a.warnings]
-    if a.check is not None:
-        lines.append(a.check.line())
-    t = a.triggers.copy()
-    t["90% interval"] = [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(t.q05, t.q95)]
-    columns = ["parameter", "category", "mean", "90% interval", "prior_mean"]
-    if a.check is not None:
-        t["checked"] = a.check.parameters["mean"].to_numpy()
-        columns.insert(4, "checked")
-    t = t[columns]
-    lines += [
-        "",
-        "trigger weights (logit change per SD of the factor; baseline: logit of a typical day):",
-        t.to_string(index=False, float_format=lambda v: f"{v:+.2f}"),
-    ]
-    if len(a.risk):
-        r = a.risk[["day", "kind", "p_migraine"]]
-        lines += [
-            "",
-            "p(migraine) on days without a report:",
-            r.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-        ]
-    if len(a.next_questions):
-        qn = a.next_questions.head(top)[["rank", "day", "probability", "p_migraine"]]
-        lines += [
-            "",
-            f"ask about next (policy probability; top {len(qn)} of {len(a.next_questions)}):",
-            qn.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-        ]
-    else:
-        lines += ["", "no unreported days left to ask about"]
-    return "\n".join(lines)

@@ -94,7 +94,8 @@ def run_advise(args) -> int:
     if args.top < 0:
         raise TfpAlineError(f"--top must be >= 0, got {args.top}")
     quiet.import_tensorflow()
-    from tfp_aline.migraine.advice import Advisor, format_advice
+    from tfp_aline.migraine.advice import Advisor
+    from tfp_aline.migraine.advice_text import format_advice
     from tfp_aline.migraine.history import HistoryWarning
 
     advisor = Advisor.from_run_dir(args.run)

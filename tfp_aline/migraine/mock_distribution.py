@@ -12,6 +12,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfp_aline import atomic
+from tfp_aline.core import seeds
 from tfp_aline.errors import TfpAlineError, write_problem
 from tfp_aline.migraine.task import MigraineTask
 
@@ -39,7 +40,7 @@ class MockSizeError(TfpAlineError, ValueError):
 
 def _simulate(task: MigraineTask, n: int, seed: int):
     """n simulated days: (z [n, D], logits [n], migraine [n] int)."""
-    s = task.joint_distribution(1).sample(n, seed=tf.constant([seed, 0], tf.int32))
+    s = task.joint_distribution(1).sample(n, seed=tf.constant([seed, seeds.MOCK_PEOPLE], tf.int32))
     z = s["z"][:, 0, :].numpy().astype(np.float64)
     theta = tf.concat([s["w"], s["b"][:, None]], axis=-1)
     logits = task.outcome_logits(theta, s["z"]).numpy()[:, 0].astype(np.float64)

@@ -9,7 +9,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_aline.core.episodes import EpisodeBatch
 from tfp_aline.errors import ConfigError
 from tfp_aline.migraine.feature_table import FeatureTable, read_feature_table, resolve_data_path
 from tfp_aline.tasks.base import EvaluationMethod, Task
@@ -135,6 +134,11 @@ class MigraineTask(Task):
         """The table's categories and 'baseline', without building the prior."""
         return (*cls._table(options).groups, "baseline")
 
+    @classmethod
+    def parameter_names_of(cls, options: MigraineOptions) -> tuple[str, ...]:
+        """The table's variable names and the baseline's, without building the prior."""
+        return (*cls._table(options).names, BASELINE_NAME)
+
     def __init__(self, table: FeatureTable | None = None, config: MigraineModelConfig | None = None, dtype=tf.float32):
         self.table = table if table is not None else read_feature_table()
         self.feature_table = self.table
@@ -209,33 +213,25 @@ class MigraineTask(Task):
         """theta [..., D + 1] -> (w [..., D], b [...])."""
         return theta[..., :-1], theta[..., -1]
 
-    def sample_prior(self, batch_size: int, seed):
-        """theta ~ p(theta): [B, L]."""
-        s = self.joint_distribution(1).sample(batch_size, seed=seed)
-        return tf.concat([s["w"], s["b"][:, None]], axis=-1)
+    def sample_joint(self, batch_size: int, num_designs: int, seed):
+        """(theta, z, y) from the named joint (w, b, z, y): theta [B, L], z [B, n, D], y [B, n].
+        `Task.sample_episodes` splits it into context, pool and targets."""
+        s = self.joint_distribution(num_designs).sample(batch_size, seed=seed)
+        return tf.concat([s["w"], s["b"][:, None]], axis=-1), s["z"], s["y"]
 
-    def sample_episodes(
-        self, batch_size, num_candidates, seed, num_initial_context=0, num_predictive_targets=0
-    ) -> EpisodeBatch:
-        n0, n, m = num_initial_context, num_candidates, num_predictive_targets
-        s = self.joint_distribution(n0 + n + m).sample(batch_size, seed=seed)
-        theta = tf.concat([s["w"], s["b"][:, None]], axis=-1)
-        z, y = s["z"], s["y"][..., None]
-        return EpisodeBatch(
-            theta=theta,
-            context_x=z[:, :n0],
-            context_y=y[:, :n0],
-            query_x=z[:, n0 : n0 + n],
-            query_y=y[:, n0 : n0 + n],
-            target_x=z[:, n0 + n :],
-            target_y=y[:, n0 + n :],
-        )
+    def sample_prior(self, batch_size: int, seed):
+        """theta ~ p(theta): [B, L]. Kept (the base samples `prior()`): the named joint splits the
+        seed between w and b, so only this keeps the prior draws of shipped runs."""
+        return self.sample_joint(batch_size, 1, seed)[0]
 
     def outcome_logits(self, theta, x):
         """Logit of a migraine on each day: theta [..., L], x [..., n, D] -> [..., n]."""
         w, b = self.split_theta(theta)
         return tf.linalg.matvec(x, w) + b[..., None]
 
+    # Kept, not the base's: both go through the named joint, whose seed split gives other draws
+    # than the generic likelihood, and whose sum in another order differs from the generic log
+    # posterior in float32 rounding (~1e-6); the shipped runs' numbers depend on them.
     def simulate_outcomes(self, theta, x, seed):
         w, b = self.split_theta(tf.convert_to_tensor(theta, self.dtype))
         jd = self.joint_distribution(x.shape[-2])

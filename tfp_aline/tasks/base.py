@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_aline.core.episodes import EpisodeBatch
+from tfp_aline.core.target_names import PREDICTIVE, check_target_name
 from tfp_aline.errors import ConfigError
 
 tfd = tfp.distributions
@@ -162,14 +163,12 @@ class Task(abc.ABC):
         if target is None or (isinstance(target, str) and target == "all"):
             return tuple(range(self.num_parameters))
         if isinstance(target, str):
+            check_target_name(target, self.parameter_groups, self.parameter_names, where=f"task {self.name!r}: ")
+            if target == PREDICTIVE:
+                raise ConfigError("target 'predictive' names the predictive points, not parameters")
             if target in self.parameter_groups:
                 return tuple(self.parameter_groups[target])
-            if target in self.parameter_names:
-                return (self.parameter_names.index(target),)
-            raise ConfigError(
-                f"unknown target {target!r} for task {self.name!r}; expected 'all', a group "
-                f"({', '.join(self.parameter_groups)}) or a parameter name"
-            )
+            return (self.parameter_names.index(target),)
         out = []
         for t in target:
             if isinstance(t, str):
@@ -187,6 +186,13 @@ class Task(abc.ABC):
         """The parameter groups a config may name as targets, from the options alone. The default
         builds the task; a task whose construction is costly can answer more cheaply."""
         return tuple(cls.from_options(options).parameter_groups)
+
+    @classmethod
+    def parameter_names_of(cls, options) -> tuple[str, ...]:
+        """The parameter names (each a target of its own), from the options alone. The default is
+        the class's `parameter_names` if it has them, else the built task's."""
+        names = getattr(cls, "parameter_names", None)  # a class attribute, or only an annotation
+        return tuple(names) if names is not None else tuple(cls.from_options(options).parameter_names)
 
     @classmethod
     def check_predictive(cls, num_predictive_targets: int):
@@ -217,16 +223,21 @@ class Task(abc.ABC):
         """theta ~ p(theta): [B, L]."""
         return self.prior().sample(batch_size, seed=seed)
 
+    def sample_joint(self, batch_size: int, num_designs: int, seed):
+        """(theta, x, y) ~ p(theta, x_1..n, y_1..n): theta [B, L], x [B, n, Dx], y [B, n]."""
+        s = self.joint_distribution(num_designs).sample(batch_size, seed=seed)
+        return s["theta"], s["x"], s["y"]
+
     def sample_episodes(
         self, batch_size: int, num_candidates: int, seed, num_initial_context: int = 0, num_predictive_targets: int = 0
     ) -> EpisodeBatch:
         """Draw B episodes: theta ~ p(theta), a pool of N candidates with their outcomes,
         N0 initial context points and M predictive targets, all for the same theta."""
         n0, n, m = num_initial_context, num_candidates, num_predictive_targets
-        s = self.joint_distribution(n0 + n + m).sample(batch_size, seed=seed)
-        x, y = s["x"], tf.cast(s["y"], self.dtype)[..., None]
+        theta, x, y = self.sample_joint(batch_size, n0 + n + m, seed)
+        y = tf.cast(y, self.dtype)[..., None]
         return EpisodeBatch(
-            theta=s["theta"],
+            theta=theta,
             context_x=x[:, :n0],
             context_y=y[:, :n0],
             query_x=x[:, n0 : n0 + n],

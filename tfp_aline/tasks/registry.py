@@ -8,8 +8,9 @@ import inspect
 from importlib.metadata import entry_points
 from typing import Any, Mapping
 
+from tfp_aline.coerce import coerce
+from tfp_aline.core.target_names import builtin_clash
 from tfp_aline.errors import ConfigError, TfpAlineError
-from tfp_aline.tasks.names import BUILTIN_TARGETS
 from tfp_aline.tasks.names import first_line as _first_line
 
 # Installed packages register tasks by name in this entry point group (tfp_aline's own built-in
@@ -84,30 +85,6 @@ def _task_call(cfg: TaskConfig, what: str, fn, *args):
         raise ConfigError(f"task {cfg.name!r}: {what} failed ({_first_line(e)})") from None
 
 
-def _coerce_option(cls_name, key, value, annotation):
-    """A YAML value checked against an Options field's annotation."""
-    kinds = {"int": (int,), "float": (float, int), "bool": (bool,), "str": (str,)}
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    optional = text.startswith("typing.Optional[") or text.endswith("| None") or text.startswith("Optional[")
-    base = text.removeprefix("typing.Optional[").removeprefix("Optional[").rstrip("]").split(" |")[0].strip()
-    if value is None and optional:
-        return None
-    allowed = kinds.get(base)
-    if allowed is None:
-        return value
-    if base == "float" and isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if (isinstance(value, bool) and base != "bool") or not isinstance(value, allowed):
-        raise ConfigError(
-            f"task.{key}: expected {'a number' if base in ('int', 'float') else 'a ' + base}"
-            f"{' or null' if optional else ''} for {cls_name}, got {value!r}"
-        )
-    return float(value) if base == "float" else value
-
-
 def parse_task_section(raw) -> TaskConfig:
     """The config's `task:` mapping -> TaskConfig with the chosen task's validated options.
 
@@ -141,7 +118,7 @@ def parse_task_section(raw) -> TaskConfig:
     if unknown:
         known = ", ".join(fields) or "none"
         raise ConfigError(f"task.{unknown[0]}: unknown key for task {spec!r} (its options: {known})")
-    values = {k: _coerce_option(cls.__name__, k, v, fields[k].type) for k, v in given.items()}
+    values = {k: coerce(f"task.{k}", v, fields[k].type) for k, v in given.items()}
     try:
         options = cls.Options(**values)
     except (TypeError, ValueError) as e:
@@ -177,15 +154,15 @@ def build_task(cfg: TaskConfig):
 _CHECKED: set = set()  # (task class, repr of its options) that passed `check_task` in this process
 
 
-def check_targets(cfg: TaskConfig, validate_groups, num_predictive_targets: int) -> None:
-    """Check a config's targets against the task without building it: `validate_groups` gets the
-    task's group names; predictive targets are checked against the task's outcome type."""
+def check_targets(cfg: TaskConfig, validate_names, num_predictive_targets: int) -> None:
+    """Check a config's targets against the task without building it: `validate_names` gets the
+    task's group names and parameter names; predictive targets are checked against the task's
+    outcome type."""
     cls, options = _class_and_options(cfg)
     groups = _task_call(cfg, f"{cls.__name__}.group_names", cls.group_names, options)
-    clash = [g for g in groups if g in BUILTIN_TARGETS]
-    if clash:  # the built-in target would silently win over the group
-        raise ConfigError(
-            f"task {cfg.name!r}: parameter group {clash[0]!r} has the name of a built-in target; rename it"
-        )
-    validate_groups(groups)
+    parameters = _task_call(cfg, f"{cls.__name__}.parameter_names_of", cls.parameter_names_of, options)
+    clash = builtin_clash(groups, parameters)
+    if clash:  # the built-in target would silently win over the group or parameter
+        raise ConfigError(f"task {cfg.name!r}: {clash} has the name of a built-in target; rename it")
+    validate_names(groups, parameters)
     _task_call(cfg, f"{cls.__name__}.check_predictive", cls.check_predictive, num_predictive_targets)

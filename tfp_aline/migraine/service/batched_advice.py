@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_aline.errors import TfpAlineError
-from tfp_aline.migraine.advice import Advisor, mixture_moments, mixture_quantiles
+from tfp_aline.migraine.advice import Advisor
 from tfp_aline.migraine.history import PersonHistory
+from tfp_aline.migraine.mixtures import MIXTURE_KEYS, mixture_moments, mixture_quantiles
 from tfp_aline.nn.forward import raw_forward
 
 INPUTS = ("context_x", "context_y", "context_mask", "target_x", "target_mask", "query_x", "taken")
@@ -105,7 +106,7 @@ class BatchedAdvisor:
         people = []
         for i, p in enumerate(batch):
             mi, ni = len(p.inputs["target_x"]), len(p.inputs["query_x"])
-            o = {k: out[k][i] for k in ("mixture_logits", "mixture_locs", "mixture_scales")}
+            o = {k: out[k][i] for k in MIXTURE_KEYS}
             o.update({k: out[k][i, :mi] for k in ("predictive_logits", "predictive_probs")})
             o.update({k: out[k][i, :ni] for k in ("policy_logits", "policy_probs")})
             people.append(o)
@@ -119,7 +120,7 @@ class BatchedAdvisor:
                 f"{p.history.source}: the model returned non-finite values ({', '.join(bad)}) "
                 "for these days; check the history for extreme values or wrong units"
             )
-        logits, locs, scales = (out[k].astype(float) for k in ("mixture_logits", "mixture_locs", "mixture_scales"))
+        logits, locs, scales = (out[k].astype(float) for k in MIXTURE_KEYS)
         mean, sd = mixture_moments(logits, locs, scales)
         q = mixture_quantiles(logits, locs, scales)
         triggers = [
