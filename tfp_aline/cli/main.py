@@ -208,14 +208,13 @@ def _add_plugin_commands(sub):
     commands only, with one line on stderr."""
     from importlib.metadata import entry_points
 
+    from tfp_aline.tasks.names import first_line
+
     for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
             ep.load()(sub)
         except Exception as e:  # a third party's code: never let it take the other commands down
-            first = (str(e).strip().splitlines() or [""])[0]
-            print(
-                f"warning: commands of {ep.name!r} ({ep.value}) not added: {type(e).__name__}: {first}", file=sys.stderr
-            )
+            print(f"warning: commands of {ep.name!r} ({ep.value}) not added: {first_line(e)}", file=sys.stderr)
 
 
 def _add_tasks(sub):
