@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_aline.core.target_names import BUILTIN_TARGETS
 from tfp_aline.errors import ConfigError
 from tfp_aline.tasks.base import OUTCOMES, Task
-from tfp_aline.tasks.names import BUILTIN_TARGETS
 from tfp_aline.tasks.names import first_line as _first_line
 
 tfd = tfp.distributions

@@ -1,6 +1,4 @@
-"""Names and messages shared by the registry and the task check (no TensorFlow)."""
-
-from tfp_aline.core.target_names import BUILTIN_TARGETS  # noqa: F401  (the check reads it from here)
+"""The one-line form of a user's code failing, shared by the registry, the task check and the CLI (no TensorFlow)."""
 
 
 def first_line(e: Exception) -> str:
