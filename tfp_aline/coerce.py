@@ -17,6 +17,7 @@ _TYPES = {
     "bool": ((bool,), "true or false"),
     "str": ((str,), "a string"),
     "tuple": ((list, tuple), "a list"),
+    "tuple[str, ...]": ((list, tuple), "a list of names"),
 }
 _OPTIONAL_PREFIXES = ("typing.Optional[", "Optional[")
 
@@ -44,9 +45,9 @@ def coerce(key: str, value, annotation):
     """`value` checked (and converted where a person would expect it) against `annotation`.
 
     int: an integral float counts (`1e3`, `3000.0`); float: an int or a quoted number (`'1e-3'`),
-    finite; bool and str: exactly that; tuple: a list of integers; Optional[X] / X | None: also
-    null. An annotation outside these passes the value through (a task's own types). A mismatch
-    raises ConfigError "KEY: expected ..., got VALUE".
+    finite; bool and str: exactly that; tuple: a list of integers; tuple[str, ...]: a list of
+    strings; Optional[X] / X | None: also null. An annotation outside these passes the value
+    through (a task's own types). A mismatch raises ConfigError "KEY: expected ..., got VALUE".
     """
     base, optional = _base_and_optional(annotation)
     if value is None and optional:
@@ -67,5 +68,9 @@ def coerce(key: str, value, annotation):
     if base == "tuple":
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
+        return tuple(value)
+    if base == "tuple[str, ...]":
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of names, got {value!r}")
         return tuple(value)
     return float(value) if base == "float" else value

@@ -38,6 +38,9 @@ class NetworkConfig:
     ff_dim: int = 128
     num_components: int = 10
     min_scale: float = 1e-3
+    joint: str = "none"  # 'mixture_tril': also a joint posterior over all parameters (nn/joint.py)
+    joint_rank: int = 4  # factors per parameter in the joint's correlation matrices
+    joint_reward: bool = False  # the target's log q (and so the reward) from the joint, not the marginals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,10 @@ class TrainingConfig:
     inference_updates: int = 0  # extra inference-only updates per policy epoch, on its own episodes
     random_updates: int = 0  # extra inference-only updates per policy epoch, on random-query episodes
     pool_sizes: tuple = ()  # candidate pools cycled epoch by epoch after warm-up (empty: the episodes' one)
+    freeze: tuple[
+        str, ...
+    ] = ()  # network layers left as they are (e.g. all but joint_head, to add a joint to a trained run)
+    init_from: str = ""  # a run dir whose weights start this run (layers it lacks keep their fresh weights)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +179,8 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 STRATEGIES = ("default", "mirrored", "multi_worker")
 CREDITS = ("step", "return")  # core.objectives.CREDITS, restated so that reading a config needs no TensorFlow
+JOINTS = ("none", "mixture_tril")  # nn.joint.JOINTS, restated for the same reason
+NETWORK_LAYERS = ("embedder", "transformer", "inference_head", "predictive_head", "policy_head", "joint_head")
 ON_NONFINITE = ("skip", "stop")
 
 
@@ -235,6 +244,7 @@ def validate(cfg: Config, group_names=None, parameter_names=()):
     _check_sizes(cfg)
     _check_memory(cfg)
     _check_training_choices(cfg.training)
+    _check_joint(cfg)
     _check_targets(cfg, group_names, parameter_names)
 
 
@@ -354,6 +364,28 @@ def _check_training_choices(t: TrainingConfig):
         raise ConfigError(f"training.credit = {t.credit!r}: expected one of {CREDITS}")
     if not 0 < t.policy_phase_lr_factor <= 1:
         raise ConfigError(f"training.policy_phase_lr_factor = {t.policy_phase_lr_factor}: expected a number in (0, 1]")
+
+
+def _check_joint(cfg: Config):
+    """The joint head's settings, and the layers `training.freeze` may name."""
+    n, t = cfg.network, cfg.training
+    if n.joint not in JOINTS:
+        raise ConfigError(f"network.joint = {n.joint!r}: expected one of {JOINTS}")
+    if not (isinstance(n.joint_rank, int) and n.joint_rank >= 1):
+        raise ConfigError(f"network.joint_rank = {n.joint_rank!r}: expected a whole number >= 1")
+    if n.joint_reward and n.joint == "none":
+        raise ConfigError("network.joint_reward = true: needs a joint head (network.joint: mixture_tril)")
+    for name in t.freeze:
+        if name not in NETWORK_LAYERS:
+            raise ConfigError(
+                f"training.freeze: {name!r} is not a layer of the network; expected some of {NETWORK_LAYERS}"
+            )
+        if name == "joint_head" and n.joint == "none":
+            raise ConfigError("training.freeze: 'joint_head' names a layer this network lacks (network.joint is none)")
+    if set(t.freeze) >= set(NETWORK_LAYERS) - ({"joint_head"} if n.joint == "none" else set()):
+        raise ConfigError("training.freeze: every layer is frozen, so training would change nothing")
+    if t.init_from and not (Path(t.init_from) / "model.keras").is_file():
+        raise ConfigError(f"training.init_from = {t.init_from!r}: expected a run dir holding a model.keras")
 
 
 def _check_targets(cfg: Config, group_names=None, parameter_names=()):

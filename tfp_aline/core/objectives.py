@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from tfp_aline.core.joint import joint_log_prob
+
 
 def target_log_prob(model, outputs, batch, target_mask):
     """Mean log q of the true target values over the active target tokens.
@@ -16,12 +18,19 @@ def target_log_prob(model, outputs, batch, target_mask):
     Returns:
         [B] float32.
     """
-    logq = model.posterior(outputs).log_prob(tf.cast(batch.theta, tf.float32))  # [B, L]
+    theta = tf.cast(batch.theta, tf.float32)
+    mask = tf.cast(target_mask, tf.float32)
+    num_parameters = theta.shape[-1]
+    if getattr(model, "joint_reward", False):
+        # The joint log q of the active parameters (the reward counts their dependence), spread
+        # over them as the marginals' mean is: per active token.
+        total = joint_log_prob(outputs, theta, tf.cast(target_mask[:, :num_parameters], tf.bool))
+    else:
+        total = tf.reduce_sum(model.posterior(outputs).log_prob(theta) * mask[:, :num_parameters], -1)
     if batch.target_y.shape[1]:
         pred = model.predictive(outputs).log_prob(tf.cast(batch.target_y[..., 0], tf.float32))  # [B, M]
-        logq = tf.concat([logq, pred], axis=-1)
-    mask = tf.cast(target_mask, logq.dtype)
-    return tf.reduce_sum(logq * mask, -1) / tf.maximum(tf.reduce_sum(mask, -1), 1.0)
+        total += tf.reduce_sum(pred * mask[:, num_parameters:], -1)
+    return total / tf.maximum(tf.reduce_sum(mask, -1), 1.0)
 
 
 def inference_log_prob(model, outputs, batch):
@@ -29,7 +38,9 @@ def inference_log_prob(model, outputs, batch):
 
     The inference loss scores every marginal whatever the episode's target: a target token's
     output never depends on the target mask, so scoring only the target would waste signal.
-    With predictive tokens, the parameter part and the predictive part count half each.
+    With predictive tokens, the parameter part and the predictive part count half each. With a
+    joint head (`network.joint`), the parameter part is half the marginals' mean log q and half
+    the joint log q of all L parameters over L, so the marginals keep their own training signal.
 
     Args:
         model: the `AlineModel` whose heads made `outputs`.
@@ -39,7 +50,10 @@ def inference_log_prob(model, outputs, batch):
     Returns:
         [B] float32.
     """
-    logq = tf.reduce_mean(model.posterior(outputs).log_prob(tf.cast(batch.theta, tf.float32)), -1)  # [B]
+    theta = tf.cast(batch.theta, tf.float32)
+    logq = tf.reduce_mean(model.posterior(outputs).log_prob(theta), -1)  # [B]
+    if getattr(model, "has_joint", False):
+        logq = 0.5 * (logq + joint_log_prob(outputs, theta) / theta.shape[-1])
     if batch.target_y.shape[1]:
         pred = model.predictive(outputs).log_prob(tf.cast(batch.target_y[..., 0], tf.float32))  # [B, M]
         logq = 0.5 * (logq + tf.reduce_mean(pred, -1))

@@ -78,11 +78,14 @@ class PsisCheck(NamedTuple):
 def log_importance_ratios(task, posterior, samples, x, y, mask=None):
     """log p(theta, D) - log q(theta | D) of each draw: samples [S, P, L] -> [P, S].
 
-    `posterior` is the amortized mean-field posterior (batch [P, L]); the task's unnormalised
-    log posterior is exact, so the ratios are exact up to a constant per person. Draws outside
-    the prior's support get ratio -inf (weight 0)."""
+    `posterior` is the amortized posterior: the mean-field marginals (batch [P, L]) or a joint
+    (batch [P], event [L], `core.joint`); the task's unnormalised log posterior is exact, so the
+    ratios are exact up to a constant per person. Draws outside the prior's support get ratio
+    -inf (weight 0)."""
     s = tf.constant(samples, task.dtype)
-    log_q = tf.reduce_sum(tf.cast(posterior.log_prob(tf.cast(s, posterior.dtype)), tf.float64), -1)  # [S, P]
+    log_q = tf.cast(posterior.log_prob(tf.cast(s, posterior.dtype)), tf.float64)
+    if posterior.event_shape.rank == 0:  # marginals: [S, P, L] -> [S, P]
+        log_q = tf.reduce_sum(log_q, -1)
     log_p = tf.cast(task.log_posterior(s, x, y, mask), tf.float64)  # [S, P]
     ratio = (log_p - log_q).numpy().T
     return np.where(np.isnan(ratio), -np.inf, ratio)
@@ -92,7 +95,8 @@ def psis_check(task, posterior, x, y, mask=None, num_samples: int = 1000, seed=(
     """Importance-weight S draws of the amortized `posterior` by the task's exact unnormalised
     posterior and smooth the weights with PSIS: k-hat and ESS per person.
 
-    posterior: tfd with batch shape [P, L] (the amortized marginals); x: [P, n, Dx], y: [P, n, Dy],
+    posterior: tfd with batch shape [P, L] (the amortized marginals) or a joint with batch [P] and
+    event [L]; x: [P, n, Dx], y: [P, n, Dy],
     mask: [P, n] bool or None; samples: [S, P, L] draws of `posterior` to reuse (else S are drawn
     with `seed`). k-hat <= 0.7: the weighted draws are a usable correction of q; above, the
     weights are unreliable and the task's exact reference should be used instead."""

@@ -15,10 +15,12 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_aline.core.joint import joint_posterior
 from tfp_aline.core.targets import PREDICTIVE, target_mask
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.migraine.history import HistoryWarning, PersonHistory, read_history
 from tfp_aline.migraine.mixtures import MIXTURE_KEYS, QUANTILES, mixture_moments, mixture_quantiles
+from tfp_aline.migraine.what_if import parse_changes, weight_draws, what_if_risk
 from tfp_aline.nn.forward import raw_forward
 from tfp_aline.nn.model import AlineModel
 
@@ -73,6 +75,7 @@ class Advice:
     source: str
     warnings: list
     check: object = None
+    what_if: object = None
     inputs: dict = dataclasses.field(repr=False, default_factory=dict)
     outputs: dict = dataclasses.field(repr=False, default_factory=dict)
 
@@ -97,6 +100,7 @@ class Advice:
             "next_questions": _records(self.next_questions),
             "posterior_mixture": {k: self.outputs[k][0].tolist() for k in MIXTURE_KEYS},
             "check": None if self.check is None else self.check.to_dict(),
+            "what_if": None if self.what_if is None else self.what_if.to_dict(),
         }
 
 
@@ -227,15 +231,17 @@ class Advisor:
         notes = list(h.warnings) + ([] if future is None else list(future.warnings)) + new
         return h, future, cap, used, dropped, notes
 
-    def advise(self, history, target="all", future_days=None, max_context: int | None = None) -> Advice:
+    def advise(self, history, target="all", future_days=None, max_context: int | None = None, what_if=None) -> Advice:
         """Posterior of every trigger weight, risk of unreported (and future) days, next questions.
 
         history: PersonHistory, CSV path or DataFrame; target: 'all', a category ('sleep'), a
         parameter name, a tuple of these, or 'predictive' (the future days if given, else the
         unreported days); future_days: coming days (no outcomes) as path/DataFrame/PersonHistory;
         max_context: reported days given to the model (default: the training capacity), the most
-        recent ones.
+        recent ones; what_if: `--what-if` strings ('Sleep duration (h)+=1'): the risk on a day like
+        the first future day (else the last day of the history) with those changes (`what_if.py`).
         """
+        changes = None if not what_if else parse_changes(what_if, self.table)
         h, future, cap, used, dropped, notes = self.read_days(history, target, future_days, max_context)
 
         open_days, person = self.network_inputs(h, future, target, used)
@@ -243,7 +249,27 @@ class Advisor:
         outputs = {k: v.numpy() for k, v in self._forward(**inputs).items()}
         advice = self._advice(h, future, target, outputs, inputs, used, dropped, cap, notes, open_days)
         advice.check = self.check(advice)
+        if changes:
+            advice.what_if = self.what_if(advice, h, future, changes)
         return advice
+
+    def what_if(self, advice: Advice, h: PersonHistory, future, changes, num_samples: int = 4000, seed=(0, 1)):
+        """`WhatIf` of the changes on the first future day (else the history's last day), from the
+        joint posterior's draws (the marginals' without a joint head), or from the exact
+        reference's when the per-person check rejected the amortized posterior."""
+        if future is not None and future.num_days:
+            base, label = future.raw[0], f"future day {future.labels()[0]}"
+        else:
+            base, label = h.raw[-1], f"history day {h.labels()[-1]}"
+        theta, name = weight_draws(advice.outputs, num_samples, seed)
+        if advice.check is not None and not advice.check.ok:
+            i = advice.inputs
+            x = ((i["context_x"] - self.table.mean) / self.table.std).astype(np.float32)
+            ref = self.task.reference_posterior(
+                x, i["context_y"][..., None], i["context_mask"], num_samples, tf.constant(seed)
+            )
+            theta, name = np.asarray(ref.samples)[:, 0].astype(float), self.task.reference_name
+        return what_if_risk(self.task, self.table, theta, base, changes, label, name)
 
     def network_inputs(self, h: PersonHistory, future, target, used):
         """One person's network inputs, without a batch dimension, from `read_days`'s results:
@@ -287,7 +313,8 @@ class Advisor:
         i = inputs
         x = ((i["context_x"] - self.table.mean) / self.table.std).astype(np.float32)  # the task's units
         y, mask = i["context_y"][..., None], i["context_mask"]
-        q = AlineModel.posterior(outputs)  # batch [1, L]
+        # The joint, where there is one: its dependence between weights makes it the closer proposal.
+        q = joint_posterior(outputs) if "joint_logits" in outputs else AlineModel.posterior(outputs)
         c = psis_check(self.task, q, x, y, mask, num_samples=num_samples, seed=seed)
         if c.ok[0]:
             mean, sd = c.corrected_mean()[0], c.corrected_sd()[0]

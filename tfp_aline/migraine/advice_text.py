@@ -44,4 +44,6 @@ def format_advice(advice: Advice, top: int = 5) -> str:
         ]
     else:
         lines += ["", "no unreported days left to ask about"]
+    if a.what_if is not None:
+        lines += ["", *a.what_if.lines()]
     return "\n".join(lines)

@@ -85,6 +85,15 @@ def _add_advise(sub):
     )
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     p.add_argument("--top", type=int, default=5, help="questions shown in the table (default: 5)")
+    p.add_argument(
+        "--what-if",
+        action="append",
+        default=None,
+        metavar="CHANGE",
+        help="risk on a day like the first future day (else the last history day) with a feature changed: "
+        "'FEATURE+=DELTA', 'FEATURE-=DELTA' or 'FEATURE=VALUE' in the CSV's raw units, e.g. "
+        "'Sleep duration (h)+=1'; repeat for several changes at once",
+    )
     p.set_defaults(func=run_advise)
 
 
@@ -102,7 +111,13 @@ def run_advise(args) -> int:
     with warnings.catch_warnings():
         # The warnings are part of the report (and of the JSON), so do not print them twice.
         warnings.simplefilter("ignore", HistoryWarning)
-        advice = advisor.advise(args.history, target=args.target, future_days=args.future, max_context=args.max_context)
+        advice = advisor.advise(
+            args.history,
+            target=args.target,
+            future_days=args.future,
+            max_context=args.max_context,
+            what_if=args.what_if,
+        )
     _check_finite(advice)
     print(
         json.dumps(advice.to_dict(), indent=2, ensure_ascii=False)

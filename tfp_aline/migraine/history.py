@@ -90,7 +90,7 @@ class PersonHistory:
         return idx[cut:], idx[:cut]
 
 
-def _feature_aliases(table: FeatureTable) -> dict[str, int]:
+def feature_aliases(table: FeatureTable) -> dict[str, int]:
     """Canonical header -> feature index: the full name ('Sleep duration (h)'), its snake_case key
     and, when unambiguous, the name without its unit ('Sleep duration')."""
     out: dict[str, int] = {}
@@ -308,7 +308,7 @@ class _Columns:
 
 def _locate_columns(header: list, data: list, table: FeatureTable, fail) -> _Columns:
     """Find the feature, date and migraine columns of the header row; unknown or repeated columns fail."""
-    aliases = _feature_aliases(table)
+    aliases = feature_aliases(table)
     columns = _Columns()
     for j, h in enumerate(header):
         if is_blank(h):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfp_aline.core.joint import JOINT_KEYS
 from tfp_aline.nn.model import AlineModel
 
 
@@ -13,7 +14,8 @@ def raw_forward(model, mean, std, context_x, context_y, context_mask, target_x, 
 
     context_x [B, C, D] raw units, context_y [B, C] outcomes, context_mask [B, C] bool, target_x [B, M, D],
     target_mask [B, L + M] bool, optional query_x [B, N, D] and taken [B, N] bool. Returns a dict
-    of mixture_logits/locs/scales [B, L, K], predictive_logits/probs [B, M] (binary outcomes) and,
+    of mixture_logits/locs/scales [B, L, K], predictive_logits/probs [B, M] (binary outcomes), the
+    joint head's joint_logits/locs/scales/factors when the model has one (`core.joint`) and,
     with query_x, policy_logits/probs [B, N] (taken candidates get logit TAKEN_LOGIT and probability 0).
     """
 
@@ -35,6 +37,7 @@ def raw_forward(model, mean, std, context_x, context_y, context_mask, target_x, 
         k: tf.cast(out[k], tf.float32)
         for k in ("mixture_logits", "mixture_locs", "mixture_scales", "predictive_logits")
     }
+    result.update({k: tf.cast(out[k], tf.float32) for k in JOINT_KEYS if k in out})
     result["predictive_probs"] = tf.sigmoid(result["predictive_logits"])
     if query_x is not None:
         logits = tf.cast(AlineModel.masked_policy_logits(out, taken), tf.float32)

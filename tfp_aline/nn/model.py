@@ -5,7 +5,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_aline.core.choice import TAKEN_LOGIT, choice_noise, choose
+from tfp_aline.core.joint import JOINT_KEYS, joint_posterior
 from tfp_aline.nn import AlineTransformer, LogitHead, MixtureHead, TokenEmbedder
+from tfp_aline.nn.joint import JOINTS, JointHead
 
 tfd = tfp.distributions
 
@@ -35,6 +37,9 @@ class AlineModel(keras.Model):
         ff_dim=128,
         num_components=10,
         min_scale=1e-3,
+        joint="none",
+        joint_rank=4,
+        joint_reward=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -47,11 +52,22 @@ class AlineModel(keras.Model):
         self.ff_dim = ff_dim
         self.num_components = num_components
         self.min_scale = min_scale
+        if joint not in JOINTS:
+            raise ValueError(f"joint {joint!r}: expected one of {JOINTS}")
+        self.joint, self.joint_rank, self.joint_reward = joint, joint_rank, bool(joint_reward)
         self.embedder = TokenEmbedder(num_parameters, x_dim, y_dim, embed_dim, HIDDEN_DIM, name="embedder")
         self.transformer = AlineTransformer(embed_dim, num_layers, num_heads, ff_dim, name="transformer")
         self.inference_head = MixtureHead(num_components, HIDDEN_DIM, min_scale, name="inference_head")
         self.predictive_head = LogitHead(HIDDEN_DIM, name="predictive_head")
         self.policy_head = LogitHead(HIDDEN_DIM, name="policy_head")
+        self.joint_head = None
+        if joint != "none":
+            self.joint_head = JointHead(num_components, joint_rank, HIDDEN_DIM, min_scale, name="joint_head")
+
+    @property
+    def has_joint(self) -> bool:
+        """Whether the network also outputs a joint posterior over all parameters (`network.joint`)."""
+        return self.joint_head is not None
 
     def build(self, input_shape=None):
         """Creates every weight; `input_shape` is ignored (weight shapes follow from the config)."""
@@ -61,6 +77,8 @@ class AlineModel(keras.Model):
         self.inference_head.build(token_shape)
         self.predictive_head.build(token_shape)
         self.policy_head.build(token_shape)
+        if self.joint_head is not None:
+            self.joint_head.build(token_shape)
         self.built = True
 
     def get_build_config(self):
@@ -89,7 +107,9 @@ class AlineModel(keras.Model):
         [B, L + M] bool (the active target, which only the queries attend to; missing means all
         active) and, when compute_policy, `query_x` [B, N, Dx].
         Returns a dict: `mixture_logits`, `mixture_locs`, `mixture_scales` [B, L, K] for all L
-        parameters, `predictive_logits` [B, M] and, when compute_policy, raw `policy_logits` [B, N].
+        parameters, `predictive_logits` [B, M], with a joint head `joint_logits` [B, K], `joint_locs`,
+        `joint_scales` [B, K, L] and `joint_factors` [B, K, L, R] (`joint_posterior`) and, when
+        compute_policy, raw `policy_logits` [B, N].
         compute_policy=False skips the query tokens entirely (e.g. warm-up with random queries).
         """
         context_x, context_mask = inputs["context_x"], tf.cast(inputs["context_mask"], tf.bool)
@@ -118,6 +138,8 @@ class AlineModel(keras.Model):
             "mixture_scales": scales,
             "predictive_logits": self.predictive_head(targets[:, self.num_parameters :]),
         }
+        if self.joint_head is not None:
+            outputs.update(zip(JOINT_KEYS, self.joint_head(targets[:, : self.num_parameters])))
         if compute_policy:
             outputs["policy_logits"] = self.policy_head(tokens["queries"])
         return outputs
@@ -129,6 +151,16 @@ class AlineModel(keras.Model):
             tfd.Categorical(logits=outputs["mixture_logits"]),
             tfd.Normal(outputs["mixture_locs"], outputs["mixture_scales"]),
         )
+
+    @staticmethod
+    def joint_posterior(outputs, indices=None):
+        """Joint posterior q(theta_S | D) over the parameter indices S (None: all), batch [B], event [|S|]:
+        a mixture of full-covariance Gaussians; needs a model built with `joint='mixture_tril'`."""
+        if "joint_logits" not in outputs:
+            raise ValueError(
+                "these outputs have no joint posterior: build the model with joint='mixture_tril' (network.joint)"
+            )
+        return joint_posterior(outputs, indices)
 
     @staticmethod
     def predictive(outputs):
@@ -176,4 +208,7 @@ class AlineModel(keras.Model):
             "ff_dim": self.ff_dim,
             "num_components": self.num_components,
             "min_scale": self.min_scale,
+            "joint": self.joint,
+            "joint_rank": self.joint_rank,
+            "joint_reward": self.joint_reward,
         }

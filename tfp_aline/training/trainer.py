@@ -25,7 +25,7 @@ from tfp_aline.core.rollout_state import model_inputs, state_after
 from tfp_aline.core.targets import target_mask
 from tfp_aline.devices import describe_devices, make_strategy, set_mixed_precision
 from tfp_aline.errors import TrainingError
-from tfp_aline.nn.build import build_model
+from tfp_aline.nn.build import build_model, copy_weights
 from tfp_aline.runs import CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, check_run_dir, prepare_run_dir, release_run_dir
 from tfp_aline.signals import stop_on_signals
 from tfp_aline.tasks.registry import build_task
@@ -101,6 +101,13 @@ class Trainer:
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights
         with self.strategy.scope():
             self.model = build_model(cfg, self.task)
+            if t.init_from and start is None:
+                try:
+                    copy_weights(Path(t.init_from) / MODEL_FILE, self.model)
+                except ValueError as e:
+                    raise TrainingError(f"training.init_from: {e}") from None
+            for name in t.freeze:  # before the optimizer is built: it then never holds their slots
+                getattr(self.model, name).trainable = False
             schedule = keras.optimizers.schedules.CosineDecay(
                 t.learning_rate, decay_steps=t.epochs, alpha=t.lr_min_fraction
             )
