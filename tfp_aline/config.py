@@ -384,8 +384,6 @@ def _check_joint(cfg: Config):
             raise ConfigError("training.freeze: 'joint_head' names a layer this network lacks (network.joint is none)")
     if set(t.freeze) >= set(NETWORK_LAYERS) - ({"joint_head"} if n.joint == "none" else set()):
         raise ConfigError("training.freeze: every layer is frozen, so training would change nothing")
-    if t.init_from and not (Path(t.init_from) / "model.keras").is_file():
-        raise ConfigError(f"training.init_from = {t.init_from!r}: expected a run dir holding a model.keras")
 
 
 def _check_targets(cfg: Config, group_names=None, parameter_names=()):

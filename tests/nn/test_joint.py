@@ -153,7 +153,6 @@ def test_config_refuses_joint_settings_that_cannot_work():
         ("network.joint_reward=true", "needs a joint head"),
         ("training.freeze=[embed]", "'embed' is not a layer"),
         ("training.freeze=[joint_head]", "lacks"),
-        ("training.init_from=no/such/run", "holding a model.keras"),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_config(SMOKE, [override])
@@ -182,5 +181,7 @@ def test_init_from_copies_the_trained_layers_and_freeze_keeps_them(smoke_run_dir
             np.testing.assert_array_equal(a, b)
     moved = [np.abs(a - b).max() for a, b in zip(before["joint_head"], trainer.model.joint_head.get_weights())]
     assert max(moved) > 0
+    with pytest.raises(TrainingError, match="holding a model.keras"):
+        Trainer(load_config(SMOKE, ["training.init_from=no/such/run"]), tmp_path / "y")
     with pytest.raises(TrainingError, match="init_from"):
         Trainer(load_config(SMOKE, [f"training.init_from={smoke_run_dir}", "network.embed_dim=24"]), tmp_path / "x")

@@ -87,7 +87,7 @@ class Advice:
 
     def to_dict(self) -> dict:
         """Plain JSON-able content (no tfd objects; the mixtures as lists)."""
-        return {
+        content = {
             "source": self.source,
             "target": self.target if isinstance(self.target, str) else list(self.target),
             "capacity": self.capacity,
@@ -100,8 +100,10 @@ class Advice:
             "next_questions": _records(self.next_questions),
             "posterior_mixture": {k: self.outputs[k][0].tolist() for k in MIXTURE_KEYS},
             "check": None if self.check is None else self.check.to_dict(),
-            "what_if": None if self.what_if is None else self.what_if.to_dict(),
         }
+        if self.what_if is not None:  # only when asked for, so the service's schema is unchanged
+            content["what_if"] = self.what_if.to_dict()
+        return content
 
 
 @dataclasses.dataclass

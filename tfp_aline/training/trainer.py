@@ -101,7 +101,11 @@ class Trainer:
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights
         with self.strategy.scope():
             self.model = build_model(cfg, self.task)
-            if t.init_from and start is None:
+            if t.init_from and start is None:  # checked here, not in the config: a run's config loads anywhere
+                if not (Path(t.init_from) / MODEL_FILE).is_file():
+                    raise TrainingError(
+                        f"training.init_from = {t.init_from!r}: expected a run dir holding a {MODEL_FILE}"
+                    )
                 try:
                     copy_weights(Path(t.init_from) / MODEL_FILE, self.model)
                 except ValueError as e:
