@@ -80,13 +80,7 @@ def main(argv=None):
     if not model.has_joint:
         raise SystemExit(f"{args.run}: this network has no joint head (network.joint: none)")
     groups = {spec: group_indices(task, spec) for part in args.groups for spec in part.split(",")}
-    batch = task.sample_episodes(
-        args.people,
-        e.num_candidates,
-        seed=tf.constant([args.seed, 0x101]),
-        num_initial_context=e.num_initial_context,
-        num_predictive_targets=e.num_predictive_targets,
-    )
+    batch = run.sample_people(args.people, tf.constant([args.seed, 0x101]))
     tmask = target_mask(task, "all", args.people, e.num_predictive_targets)
     truth = batch.theta.numpy().astype(np.float64)
     horizon = max(args.steps)

@@ -42,13 +42,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     run = load_run(args.run)
     task, model, e = run.task, run.model, run.cfg.episodes
-    batch = task.sample_episodes(
-        args.people,
-        e.num_candidates,
-        seed=tf.constant([args.seed, 0xBE5C]),
-        num_initial_context=e.num_initial_context,
-        num_predictive_targets=e.num_predictive_targets,
-    )
+    batch = run.sample_people(args.people, tf.constant([args.seed, 0xBE5C]))
     tmask = target_mask(task, "all", args.people, e.num_predictive_targets)
     result = run_acquisition(PolicyAcquisition(model), batch, tmask, args.steps, [args.seed, 1])
     state = state_after(result.state, tf.constant(result.chosen), e.num_initial_context, tf.constant(args.steps))

@@ -26,6 +26,18 @@ class Run(NamedTuple):
     task: object
     model: object
 
+    def sample_people(self, num_people: int, seed):
+        """`num_people` simulated episodes shaped as the run was trained (pool, initial context,
+        predictive targets), from the stateless `seed` ([2] ints)."""
+        e = self.cfg.episodes
+        return self.task.sample_episodes(
+            num_people,
+            e.num_candidates,
+            seed=seed,
+            num_initial_context=e.num_initial_context,
+            num_predictive_targets=e.num_predictive_targets,
+        )
+
 
 class CheckpointInfo(NamedTuple):
     """A checkpoint that reads completely: its path prefix (.../ckpt-N), the epoch it holds and
