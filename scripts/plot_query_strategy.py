@@ -43,13 +43,7 @@ def plot_query_strategy(run_dir, people: int = 64, seed: int = 0, target=None, m
     run = load_run(run_dir)
     e = run.cfg.episodes
     target = target or run.cfg.target_names[0]
-    batch = run.task.sample_episodes(
-        people,
-        e.num_candidates,
-        seed=tf.constant([seed, 0], tf.int32),
-        num_initial_context=e.num_initial_context,
-        num_predictive_targets=e.num_predictive_targets,
-    )
+    batch = run.sample_people(people, tf.constant([seed, 0], tf.int32))
     tmask = target_mask(run.task, target, people, e.num_predictive_targets)
     noise = choice_noise(tf.constant([seed, 1], tf.int32), e.horizon, people, e.num_candidates)
     result = rollout(run.model, batch, tmask, e.horizon, mode, noise)

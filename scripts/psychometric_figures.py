@@ -69,13 +69,7 @@ def main(argv=None):
     run = load_run(args.run)
     task, e, n = run.task, run.cfg.episodes, args.episodes
     horizon = e.horizon
-    batch = task.sample_episodes(
-        n,
-        e.num_candidates,
-        tf.constant([args.seed, 17]),
-        num_initial_context=e.num_initial_context,
-        num_predictive_targets=e.num_predictive_targets,
-    )
+    batch = run.sample_people(n, tf.constant([args.seed, 17]))
     masks = {t: target_mask(task, t, n, e.num_predictive_targets) for t in ("threshold_slope", "guess_lapse", "all")}
     policy, seed = PolicyAcquisition(run.model), [args.seed, 0]
     threshold = batch.theta.numpy()[:, :1]
