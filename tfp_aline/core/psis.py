@@ -45,6 +45,11 @@ class PsisCheck(NamedTuple):
         """[P] bool: k-hat <= 0.7, the corrected posterior can be used."""
         return self.khat <= KHAT_MAX
 
+    def person(self, i: int) -> PsisCheck:
+        """The check of person i alone (P = 1)."""
+        one = slice(i, i + 1)
+        return PsisCheck(self.samples[:, one], self.log_weights[one], self.khat[one], self.ess[one])
+
     @property
     def weights(self) -> np.ndarray:
         """[P, S] normalised importance weights."""
@@ -75,6 +80,24 @@ class PsisCheck(NamedTuple):
         return out
 
 
+def draw_log_ratios(task, posterior, x, y, mask, num_samples: int, seed):
+    """S draws of the amortized `posterior` and their log importance ratios, graph-safe (no numpy):
+    -> (samples [S, P, L] in the posterior's dtype, log p(theta, D) - log q(theta | D) [P, S] float64).
+
+    Shapes and the -inf rule as `log_importance_ratios`; `seed` a stateless seed [2]."""
+    s = posterior.sample(num_samples, seed=seed)
+    return s, _log_ratios(task, posterior, s, x, y, mask)
+
+
+def _log_ratios(task, posterior, s, x, y, mask):
+    log_q = tf.cast(posterior.log_prob(tf.cast(s, posterior.dtype)), tf.float64)
+    if posterior.event_shape.rank == 0:  # marginals: [S, P, L] -> [S, P]
+        log_q = tf.reduce_sum(log_q, -1)
+    log_p = tf.cast(task.log_posterior(tf.cast(s, task.dtype), x, y, mask), tf.float64)  # [S, P]
+    ratio = tf.transpose(log_p - log_q)
+    return tf.where(tf.math.is_nan(ratio), tf.constant(-np.inf, tf.float64), ratio)
+
+
 def log_importance_ratios(task, posterior, samples, x, y, mask=None):
     """log p(theta, D) - log q(theta | D) of each draw: samples [S, P, L] -> [P, S].
 
@@ -82,13 +105,14 @@ def log_importance_ratios(task, posterior, samples, x, y, mask=None):
     (batch [P], event [L], `core.joint`); the task's unnormalised log posterior is exact, so the
     ratios are exact up to a constant per person. Draws outside the prior's support get ratio
     -inf (weight 0)."""
-    s = tf.constant(samples, task.dtype)
-    log_q = tf.cast(posterior.log_prob(tf.cast(s, posterior.dtype)), tf.float64)
-    if posterior.event_shape.rank == 0:  # marginals: [S, P, L] -> [S, P]
-        log_q = tf.reduce_sum(log_q, -1)
-    log_p = tf.cast(task.log_posterior(s, x, y, mask), tf.float64)  # [S, P]
-    ratio = (log_p - log_q).numpy().T
-    return np.where(np.isnan(ratio), -np.inf, ratio)
+    return _log_ratios(task, posterior, tf.constant(samples, task.dtype), x, y, mask).numpy()
+
+
+def psis_from_log_ratios(samples, log_ratios) -> PsisCheck:
+    """PSIS of given draws [S, P, L] and their log importance ratios [P, S] (`draw_log_ratios`)."""
+    lw, khat = _psislw(log_ratios)
+    ess = 1.0 / np.sum(np.exp(2.0 * lw), -1)
+    return PsisCheck(np.asarray(samples, np.float64), lw, khat, ess)
 
 
 def psis_check(task, posterior, x, y, mask=None, num_samples: int = 1000, seed=(0, 0), samples=None) -> PsisCheck:
@@ -99,10 +123,9 @@ def psis_check(task, posterior, x, y, mask=None, num_samples: int = 1000, seed=(
     event [L]; x: [P, n, Dx], y: [P, n, Dy],
     mask: [P, n] bool or None; samples: [S, P, L] draws of `posterior` to reuse (else S are drawn
     with `seed`). k-hat <= 0.7: the weighted draws are a usable correction of q; above, the
-    weights are unreliable and the task's exact reference should be used instead."""
+    weights are unreliable and the task's exact reference should be used instead. Eager; a caller
+    that checks often compiles `draw_log_ratios` and calls `psis_from_log_ratios` (the advice service)."""
     if samples is None:
         samples = posterior.sample(num_samples, seed=tf.constant(seed, tf.int32)).numpy()
     samples = np.asarray(samples, np.float64)
-    lw, khat = _psislw(log_importance_ratios(task, posterior, samples, x, y, mask))
-    ess = 1.0 / np.sum(np.exp(2.0 * lw), -1)
-    return PsisCheck(samples, lw, khat, ess)
+    return psis_from_log_ratios(samples, log_importance_ratios(task, posterior, samples, x, y, mask))

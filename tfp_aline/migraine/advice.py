@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_aline.core.joint import joint_posterior
+from tfp_aline.core.joint import JOINT_KEYS, joint_posterior
 from tfp_aline.core.targets import PREDICTIVE, target_mask
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.migraine.history import HistoryWarning, PersonHistory, read_history
@@ -36,10 +36,9 @@ def unlikely_outcomes(task, z, y, draws: int = 4000) -> str | None:
     n, k = len(y), int(np.sum(y))
     if n < 5:
         return None
-    rng = np.random.default_rng(0)  # fixed: the same history always gets the same answer
-    theta = rng.normal(task.prior_mean, task.prior_std, size=(draws, task.num_parameters))
+    theta, u = _prior_draws(tuple(task.prior_mean), tuple(task.prior_std), n, draws)
     p = 1.0 / (1.0 + np.exp(-(np.asarray(z) @ theta[:, :-1].T + theta[:, -1])))  # [n, draws]
-    counts = (rng.random(p.shape) < p).sum(0)
+    counts = (u < p).sum(0)
     tail = min(np.mean(counts >= k), np.mean(counts <= k))
     if tail >= UNLIKELY:
         return None
@@ -48,6 +47,15 @@ def unlikely_outcomes(task, z, y, draws: int = 4000) -> str | None:
         "model's prior have: the model was not trained on such histories and its answers may be wrong; "
         "check the 'migraine' column (1 = migraine, 0 = none)"
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _prior_draws(mean: tuple, std: tuple, n: int, draws: int):
+    """Prior draws theta [draws, L] and uniforms [n, draws] for `unlikely_outcomes`, from a fixed seed (the
+    same history always gets the same answer); kept, since drawing them was most of a request's cost."""
+    rng = np.random.default_rng(0)
+    theta = rng.normal(np.asarray(mean), np.asarray(std), size=(draws, len(mean)))
+    return theta, rng.random((n, draws))
 
 
 @dataclasses.dataclass
@@ -309,21 +317,64 @@ class Advisor:
 
     def check_outputs(self, inputs: dict, outputs: dict, num_samples: int = 1000, seed=(0, 0)) -> PersonCheck:
         """`check` from the network's inputs and outputs of one person (arrays with a batch
-        dimension of 1), for callers that ran the network themselves (the service)."""
-        from tfp_aline.core.psis import psis_check
+        dimension of 1), for callers that ran the network themselves."""
+        return self.person_check(inputs, self.check_draws(inputs, outputs, num_samples, seed), seed)
 
-        i = inputs
-        x = ((i["context_x"] - self.table.mean) / self.table.std).astype(np.float32)  # the task's units
-        y, mask = i["context_y"][..., None], i["context_mask"]
-        # The joint, where there is one: its dependence between weights makes it the closer proposal.
-        q = joint_posterior(outputs) if "joint_logits" in outputs else AlineModel.posterior(outputs)
-        c = psis_check(self.task, q, x, y, mask, num_samples=num_samples, seed=seed)
+    def check_draws(self, inputs: dict, outputs: dict, num_samples: int = 1000, seed=(0, 0)):
+        """The PSIS check (`core.psis.PsisCheck`) of P people at once, from inputs and outputs with a
+        batch dimension P (padded context days masked out). Each person's draws come from `seed`
+        alone, so a person gets the same check whoever else is in the batch."""
+        from tfp_aline.core.psis import psis_from_log_ratios
+
+        keys = JOINT_KEYS if "joint_logits" in outputs else MIXTURE_KEYS
+        out = {k: tf.convert_to_tensor(outputs[k]) for k in keys}
+        draws = self._compiled_draws(int(num_samples), tuple(int(v) for v in seed))
+        samples, ratios = draws(
+            out,
+            tf.convert_to_tensor(inputs["context_x"], tf.float32),
+            tf.convert_to_tensor(inputs["context_y"], tf.float32),
+            tf.convert_to_tensor(inputs["context_mask"], tf.bool),
+        )
+        return psis_from_log_ratios(samples.numpy(), ratios.numpy())
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - one Advisor per run, held for the process
+    def _compiled_draws(self, num_samples: int, seed: tuple):
+        """One traced function per (S, seed): draws [S, P, L] and log ratios [P, S], person by person."""
+        from tfp_aline.core.psis import draw_log_ratios
+
+        task, num_parameters = self.task, self.task.num_parameters
+
+        def one(args):
+            out, x, y, mask = args
+            out = {k: v[None] for k, v in out.items()}
+            # The joint, where there is one: its dependence between weights makes it the closer proposal.
+            q = joint_posterior(out) if "joint_logits" in out else AlineModel.posterior(out)
+            x = (x - self._mean) / self._std  # the task's units
+            s, r = draw_log_ratios(task, q, x[None], y[None, :, None], mask[None], num_samples, tf.constant(seed))
+            return s[:, 0], r[0]
+
+        spec = (tf.TensorSpec([num_samples, num_parameters], tf.float32), tf.TensorSpec([num_samples], tf.float64))
+
+        @tf.function(reduce_retracing=True)
+        def draws(out, context_x, context_y, context_mask):
+            s, r = tf.map_fn(one, (out, context_x, context_y, context_mask), fn_output_signature=spec)
+            return tf.transpose(s, [1, 0, 2]), r
+
+        return draws
+
+    def person_check(self, inputs: dict, c, seed=(0, 0)) -> PersonCheck:
+        """One person's `PersonCheck` from its `check_draws` (inputs with a batch dimension of 1): the
+        corrected posterior if k-hat <= 0.7, else the task's exact reference of the person's days."""
+        num_samples = c.samples.shape[0]
         if c.ok[0]:
             mean, sd = c.corrected_mean()[0], c.corrected_sd()[0]
             lo, hi = np.moveaxis(c.corrected_quantiles(QUANTILES)[0], -1, 0)
             name = "corrected"
         else:
-            ref = np.asarray(self.task.reference_posterior(x, y, mask, num_samples, tf.constant(seed)).samples)[:, 0]
+            x = ((inputs["context_x"] - self.table.mean) / self.table.std).astype(np.float32)  # the task's units
+            y, mask = inputs["context_y"][..., None], inputs["context_mask"]
+            ref = self.task.reference_posterior(x, y, mask, num_samples, tf.constant(seed)).samples
+            ref = np.asarray(ref)[:, 0]
             mean, sd = ref.mean(0), ref.std(0)
             lo, hi = np.quantile(ref, QUANTILES, axis=0)
             name = self.task.reference_name

@@ -239,7 +239,9 @@ class MigraineTask(Task):
 
     def log_posterior(self, theta, x, y, mask=None):
         w, b = self.split_theta(theta)
-        jd = self.joint_distribution(x.shape[-2], day_mask=mask)
+        # A traced caller may not know the number of days (the advice service's check).
+        num_days = x.shape[-2] if x.shape[-2] is not None else tf.shape(x)[-2:-1]
+        jd = self.joint_distribution(num_days, day_mask=mask)
         parts = jd.log_prob_parts(dict(w=w, b=b, z=x, y=y[..., 0]))
         return parts["w"] + parts["b"] + parts["y"]
 

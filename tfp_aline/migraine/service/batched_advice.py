@@ -103,10 +103,14 @@ class BatchedAdvisor:
             x["target_mask"][i, : num_parameters + mi] = q["target_mask"]
             x["query_x"][i, :ni], x["taken"][i, :ni] = q["query_x"], q["taken"]
         out = {k: v.numpy() for k, v in self._forward(*(x[k] for k in INPUTS)).items()}
+        # The per-person check's draws too (each person's own seed, so the batch cannot change them):
+        # on this thread, so that TensorFlow computes while the event loop reads the next requests.
+        check = self.advisor.check_draws(x, out)
         people = []
         for i, p in enumerate(batch):
             mi, ni = len(p.inputs["target_x"]), len(p.inputs["query_x"])
             o = {k: out[k][i] for k in MIXTURE_KEYS}
+            o["check"] = check.person(i)
             o.update({k: out[k][i, :mi] for k in ("predictive_logits", "predictive_probs")})
             o.update({k: out[k][i, :ni] for k in ("policy_logits", "policy_probs")})
             people.append(o)
@@ -114,7 +118,7 @@ class BatchedAdvisor:
 
     def finish(self, p: Prepared, out: dict) -> dict:
         """The content of `Advice.to_dict()` for one person, from the network's outputs."""
-        bad = [k for k, v in out.items() if not np.isfinite(v).all()]
+        bad = [k for k, v in out.items() if k != "check" and not np.isfinite(v).all()]
         if bad:  # the CLI's refusal: never answer with NaN advice
             raise TfpAlineError(
                 f"{p.history.source}: the model returned non-finite values ({', '.join(bad)}) "
@@ -155,8 +159,7 @@ class BatchedAdvisor:
             }
             for rank, j in enumerate(order, start=1)
         ]
-        one = lambda d: {k: np.asarray(v)[None] for k, v in d.items()}  # noqa: E731  (batch of one)
-        check = self.advisor.check_outputs(one(p.inputs), one(out))
+        check = self.advisor.person_check({k: np.asarray(v)[None] for k, v in p.inputs.items()}, out["check"])
         notes = list(p.notes)
         if n == 0:
             notes.append("every day is reported: there is nothing left to ask about")
