@@ -20,10 +20,10 @@ WORKDIR /app
 
 # Dependencies first, so that editing the code does not reinstall them. tensorflow[and-cuda] is the
 # tensorflow version pinned in requirements.txt plus NVIDIA's CUDA and cuDNN wheels; JupyterLab is
-# only needed in the image; FastAPI and uvicorn are the `serve` extra of pyproject.toml, same pins.
+# only needed in the image; FastAPI, uvicorn and threadpoolctl are the `serve` extra of pyproject.toml, same pins.
 COPY requirements.txt ./
 RUN pip install -r requirements.txt "tensorflow[and-cuda]==2.21.0" "jupyterlab==4.6.6" \
-    "fastapi==0.165.0" "uvicorn==0.55.0"
+    "fastapi==0.165.0" "uvicorn==0.55.0" "threadpoolctl==3.8.0"
 
 # The package itself (editable: /app is the code that runs).
 COPY --chown=aline:aline . .

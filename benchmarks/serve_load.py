@@ -5,7 +5,7 @@ checks that all get a 4xx with a message and that the service is still healthy.
 
 Starts the service itself on a free local port (or uses --url), from the run given:
 
-    python benchmarks/serve_load.py --run models/migraine --clients 16 --requests 2000 --malformed 200
+    python benchmarks/serve_load.py --run models/migraine --clients 16 --requests 2000 --malformed 200 [--threads 1]
 
 Needs the `serve` extra and httpx. The clients run in this process (asyncio), on the same machine.
 """
@@ -25,6 +25,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfp_aline.migraine.service import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DAYS  # noqa: E402
+from tfp_aline.migraine.service.command import limit_threads  # noqa: E402
 from tfp_aline.migraine.service.launch import ServerProcess  # noqa: E402
 from tfp_aline.migraine.service.probes import bad_requests, histories, read_days  # noqa: E402
 
@@ -114,6 +115,7 @@ def main(argv=None):
     parser.add_argument("--in-process-calls", type=int, default=500)
     parser.add_argument("--malformed", type=int, default=200, help="bad requests to send after the load")
     parser.add_argument("--server-log", type=Path, default=None, help="where the started server writes its log")
+    parser.add_argument("--threads", type=int, default=1, help="`serve --threads`, and the same in-process")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be positive")
@@ -121,7 +123,8 @@ def main(argv=None):
     days = read_days()
     bodies = [{"days": h} for h in histories(days, args.days)]
     log = open(args.server_log, "w") if args.server_log else None  # noqa: SIM115
-    server = None if args.url else ServerProcess(args.run, log=log)
+    limit_threads(args.threads)  # the in-process calls get what the service gets
+    server = None if args.url else ServerProcess(args.run, args=("--threads", str(args.threads)), log=log)
     url = args.url or server.url
     try:
         local, local_cpu = in_process(args.run, bodies, args.in_process_calls)

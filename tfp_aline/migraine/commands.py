@@ -164,6 +164,13 @@ def _add_serve(sub):
         default=DEFAULT_MAX_BODY_BYTES,
         help=f"largest request body in bytes (default: {DEFAULT_MAX_BODY_BYTES})",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads for TensorFlow's kernels and numpy's BLAS (default: 1; concurrent requests already share "
+        "one forward pass, and more threads only busy-wait on these small operations)",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -173,5 +180,10 @@ def run_serve(args) -> int:
     check_serve_extra()  # before TensorFlow starts: without the extra, one line and exit 2
     quiet.import_tensorflow()
     return serve_command(
-        args.run, host=args.host, port=args.port, max_days=args.max_days, max_body_bytes=args.max_body_bytes
+        args.run,
+        host=args.host,
+        port=args.port,
+        max_days=args.max_days,
+        max_body_bytes=args.max_body_bytes,
+        threads=args.threads,
     )

@@ -3,9 +3,11 @@ and for people of different sizes sharing a forward pass."""
 
 import json
 
+import numpy as np
 import pytest
 from service_shared import rows, shipped_advisors
 
+from tfp_aline.migraine.mixtures import MIXTURE_KEYS
 from tfp_aline.migraine.service.probes import advice_equal, histories, read_days
 
 # The padded batch and the single call run different kernels (other shapes): float32 round-off only.
@@ -63,3 +65,23 @@ def test_a_mixed_batch_matches_each_person_alone(advisors):
         assert len(got["next_questions"]) == int((~p.history.reported).sum())
         if got["next_questions"]:
             assert sum(q["probability"] for q in got["next_questions"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_persons_check_does_not_depend_on_who_shares_the_batch(advisors):
+    # Each person's draws come from the same seed alone: the answer to a history cannot change with the load.
+    advisor, batched = advisors
+    windows = histories(read_days(), 30)
+    first = batched.prepare(rows("days", windows[0]))
+    size = lambda p: len(p.inputs["context_mask"])  # noqa: E731
+    other = next(q for q in (batched.prepare(rows("days", w)) for w in windows[9:]) if size(q) == size(first))
+    people = [first, other]  # as many context days each, so that their inputs stack without padding
+    outputs = batched.forward(people)
+    keys = ("context_x", "context_y", "context_mask")
+    stack = lambda ds, ks: {k: np.stack([d[k] for d in ds]) for k in ks}  # noqa: E731
+    both = advisor.check_draws(stack([p.inputs for p in people], keys), stack(outputs, MIXTURE_KEYS))
+    alone = advisor.check_draws(stack([people[0].inputs], keys), stack(outputs[:1], MIXTURE_KEYS))
+    np.testing.assert_array_equal(both.samples[:, :1], alone.samples)
+    np.testing.assert_array_equal(both.khat[:1], alone.khat)
+    assert not np.array_equal(both.samples[:, 0], both.samples[:, 1])  # two people, two posteriors
+    # The batch's check is the one the forward pass hands to each person.
+    np.testing.assert_array_equal(outputs[1]["check"].khat, both.khat[1:])

@@ -185,3 +185,8 @@ def test_serve_with_a_bad_run_dir_fails_in_one_line(capsys, tmp_path):
     assert main(["serve", "--run", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith("missing: run directory not found")
+
+
+def test_serve_refuses_zero_threads(capsys, tmp_path):
+    assert main(["serve", "--run", str(tmp_path), "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --threads must be >= 1, got 0"

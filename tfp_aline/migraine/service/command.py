@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 from tfp_aline.errors import TfpAlineError
 
@@ -11,7 +12,7 @@ INSTALL_HINT = "tfp-aline serve needs the optional 'serve' extra (FastAPI, uvico
 
 def check_serve_extra() -> None:
     """Fail with one line saying how to install the extra when FastAPI or uvicorn is missing."""
-    for name in ("fastapi", "uvicorn"):
+    for name in ("fastapi", "uvicorn", "threadpoolctl"):
         try:
             found = importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):  # a module set to None in sys.modules, or a broken install
@@ -20,11 +21,37 @@ def check_serve_extra() -> None:
             raise TfpAlineError(INSTALL_HINT)
 
 
-def serve_command(run, *, host: str, port: int, max_days: int, max_body_bytes: int, log_level: str = "info") -> int:
+def limit_threads(threads: int) -> None:
+    """At most `threads` threads for numpy's BLAS and for TensorFlow's kernels, before TensorFlow runs anything.
+
+    A request is many small operations: on this 2-core machine, pools of busy-waiting threads tripled the
+    CPU each request costs (62.9 ms against 20.3 ms on one core; `benchmarks/serve_load.py`)."""
+    if threads < 1:
+        raise TfpAlineError(f"--threads must be >= 1, got {threads}")
+    import tensorflow as tf
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already ran something in this process (a caller in Python): only slower
+        if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+            warnings.warn(
+                f"--threads {threads}: TensorFlow had already started in this process, so its kernels keep "
+                "their threads (numpy's BLAS is limited)",
+                stacklevel=2,
+            )
+
+
+def serve_command(
+    run, *, host: str, port: int, max_days: int, max_body_bytes: int, threads: int = 1, log_level: str = "info"
+) -> int:
     """Load `run`, then serve until SIGINT/SIGTERM (uvicorn finishes the requests in flight)."""
     check_serve_extra()
     if not 0 <= port <= 65535:
         raise TfpAlineError(f"--port must be 0-65535, got {port}")
+    limit_threads(threads)
     import uvicorn
 
     from tfp_aline.migraine.service.advice_service import AdviceService
