@@ -1,8 +1,8 @@
 """The joint posterior head against the exact posterior on the same data: log q of the true
 parameters (joint against the product of marginals), posterior correlations, and the marginals.
 
-Run by hand, on a run trained with `network.joint: mixture_tril` (about 5 minutes on one core for
-migraine with NUTS, 1 for psychometric with its grid):
+Run by hand, on a run trained with `network.joint: mixture_tril` or `copula` (about 5 minutes on one
+core for migraine with NUTS, 1 for psychometric with its grid; the copula's moments and draws cost more):
 
     python benchmarks/joint_posterior.py --run models/migraine-joint --groups sleep,stress sleep+stress \
         --people 200 --seed 0
@@ -14,8 +14,9 @@ at target 'all') and each step t, on the same simulated people and days:
 - `joint`, `product`: mean over people of log q(theta_S) of the true parameters of the group S
   under the joint head and under the product of the marginal mixtures (higher is better);
 - `corr_err`: mean over people and pairs of |r_q - r_exact|, the joint's posterior correlation
-  (closed-form mixture moments) against the exact reference's (NUTS draws, or the task's own
-  reference, e.g. psychometric's dense grid, with `--reference task`); `|r_exact|` beside it;
+  (closed-form mixture moments; for a copula, from 4000 of its draws) against the exact
+  reference's (NUTS draws, or the task's own reference, e.g. psychometric's dense grid, with
+  `--reference task`); `|r_exact|` beside it;
 - `rmse_marg`, `rmse_joint`, `rmse_exact`: posterior-mean RMSE over the group's parameters, of
   the marginals, the joint and the reference;
 - per method and step, the share of people passing the PSIS check (k-hat <= 0.7, 1000 draws)
@@ -27,6 +28,7 @@ import itertools
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_aline.core.acquisition import PolicyAcquisition, RandomAcquisition, run_acquisition
 from tfp_aline.core.exact import nuts_posterior
@@ -36,6 +38,8 @@ from tfp_aline.core.rollout_state import model_inputs, state_after
 from tfp_aline.core.targets import target_mask
 from tfp_aline.nn.model import AlineModel
 from tfp_aline.runs import load_run
+
+tfd = tfp.distributions
 
 
 def group_indices(task, spec):
@@ -56,6 +60,17 @@ def correlations(cov):
     """[..., D, D] covariance -> correlation matrix."""
     sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
     return cov / (sd[..., :, None] * sd[..., None, :])
+
+
+def moments(q, seed):
+    """Mean [P, D] and covariance [P, D, D] of a joint posterior: closed form for the mixture of Gaussians,
+    from 4000 draws for the copula (a transformed distribution, no closed form)."""
+    if not isinstance(q, tfd.TransformedDistribution):
+        return tuple(v.numpy() for v in mixture_moments(q))
+    draws = q.sample(4000, seed=tf.constant(seed)).numpy().astype(np.float64)
+    mean = draws.mean(0)
+    centred = draws - mean
+    return mean, np.einsum("spi,spj->pij", centred, centred) / len(draws)
 
 
 def reference_draws(task, x, y, mask, how, samples, seed):
@@ -113,7 +128,7 @@ def main(argv=None):
             for spec, idx in groups.items():
                 q = AlineModel.joint_posterior(out, tuple(idx))
                 joint = q.log_prob(tf.constant(truth[:, idx], tf.float32)).numpy()
-                mean, cov = (v.numpy() for v in mixture_moments(q))
+                mean, cov = moments(q, (args.seed, 11))
                 ref_s = ref[..., idx]
                 ref_mean = ref_s.mean(0)
                 centred = ref_s - ref_mean

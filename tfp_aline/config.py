@@ -38,7 +38,7 @@ class NetworkConfig:
     ff_dim: int = 128
     num_components: int = 10
     min_scale: float = 1e-3
-    joint: str = "none"  # 'mixture_tril': also a joint posterior over all parameters (nn/joint.py)
+    joint: str = "none"  # 'mixture_tril' or 'copula': also a joint posterior over all parameters (nn/joint.py)
     joint_rank: int = 4  # factors per parameter in the joint's correlation matrices
     joint_reward: bool = False  # the target's log q (and so the reward) from the joint, not the marginals
 
@@ -179,7 +179,7 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 STRATEGIES = ("default", "mirrored", "multi_worker")
 CREDITS = ("step", "return")  # core.objectives.CREDITS, restated so that reading a config needs no TensorFlow
-JOINTS = ("none", "mixture_tril")  # nn.joint.JOINTS, restated for the same reason
+JOINTS = ("none", "mixture_tril", "copula")  # nn.joint.JOINTS, restated for the same reason
 NETWORK_LAYERS = ("embedder", "transformer", "inference_head", "predictive_head", "policy_head", "joint_head")
 ON_NONFINITE = ("skip", "stop")
 
@@ -374,7 +374,7 @@ def _check_joint(cfg: Config):
     if not (isinstance(n.joint_rank, int) and n.joint_rank >= 1):
         raise ConfigError(f"network.joint_rank = {n.joint_rank!r}: expected a whole number >= 1")
     if n.joint_reward and n.joint == "none":
-        raise ConfigError("network.joint_reward = true: needs a joint head (network.joint: mixture_tril)")
+        raise ConfigError("network.joint_reward = true: needs a joint head (network.joint: mixture_tril or copula)")
     for name in t.freeze:
         if name not in NETWORK_LAYERS:
             raise ConfigError(

@@ -148,7 +148,7 @@ def test_the_joint_reward_is_the_joint_log_q_per_active_parameter(task):
 
 def test_config_refuses_joint_settings_that_cannot_work():
     for override, message in [
-        ("network.joint=copula", "network.joint"),
+        ("network.joint=gaussian", "network.joint"),
         ("network.joint_rank=0", "network.joint_rank"),
         ("network.joint_reward=true", "needs a joint head"),
         ("training.freeze=[embed]", "'embed' is not a layer"),

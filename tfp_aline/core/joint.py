@@ -1,13 +1,25 @@
-"""The joint posterior's density: a mixture of full-covariance Gaussians from the joint head's outputs."""
+"""The joint posterior's density: a mixture of full-covariance Gaussians from the joint head's outputs
+(or, for a copula head, the Gaussian copula of `core/copula.py`: every function here takes either)."""
 
 import math
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_aline.core.copula import COPULA_KEYS, copula_log_prob, copula_posterior
+
 tfd = tfp.distributions
 
 JOINT_KEYS = ("joint_logits", "joint_locs", "joint_scales", "joint_factors")
+
+
+def joint_keys(outputs) -> tuple:
+    """The network outputs the joint posterior is made of: JOINT_KEYS, COPULA_KEYS, or () without a joint."""
+    if "joint_logits" in outputs:
+        return JOINT_KEYS
+    if "copula_factors" in outputs:
+        return COPULA_KEYS
+    return ()
 
 
 def _scale_tril(scales, factors):
@@ -22,8 +34,11 @@ def joint_posterior(outputs, indices=None):
     """The joint posterior q(theta_S | D) over the parameters `indices` (a tuple of ints; None: all L).
 
     A `tfd.MixtureSameFamily` of `tfd.MultivariateNormalTriL`, batch shape [B], event [|S|]; it is
-    the exact marginal over S of the joint over all L parameters.
+    the exact marginal over S of the joint over all L parameters. With a copula head's outputs, the
+    copula (`core.copula.copula_posterior`) instead.
     """
+    if "copula_factors" in outputs:
+        return copula_posterior(outputs, indices)
     logits, locs, scales, factors = (tf.cast(outputs[k], tf.float32) for k in JOINT_KEYS)
     if indices is not None:
         idx = list(indices)
@@ -44,6 +59,8 @@ def joint_log_prob(outputs, theta, mask=None):
     A parameter outside S gets loc 0, sd 1 and no correlation, and is scored at 0; its standard
     normal density is then taken off again, which leaves exactly the marginal density over S.
     """
+    if "copula_factors" in outputs:
+        return copula_log_prob(outputs, theta, mask)
     logits, locs, scales, factors = (tf.cast(outputs[k], tf.float32) for k in JOINT_KEYS)
     theta = tf.cast(theta, tf.float32)
     if mask is None:

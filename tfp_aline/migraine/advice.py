@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_aline.core.joint import JOINT_KEYS, joint_posterior
+from tfp_aline.core.joint import joint_keys, joint_posterior
 from tfp_aline.core.targets import PREDICTIVE, target_mask
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.migraine.history import HistoryWarning, PersonHistory, read_history
@@ -326,7 +326,7 @@ class Advisor:
         alone, so a person gets the same check whoever else is in the batch."""
         from tfp_aline.core.psis import psis_from_log_ratios
 
-        keys = JOINT_KEYS if "joint_logits" in outputs else MIXTURE_KEYS
+        keys = joint_keys(outputs) or MIXTURE_KEYS
         out = {k: tf.convert_to_tensor(outputs[k]) for k in keys}
         draws = self._compiled_draws(int(num_samples), tuple(int(v) for v in seed))
         samples, ratios = draws(
@@ -348,7 +348,7 @@ class Advisor:
             out, x, y, mask = args
             out = {k: v[None] for k, v in out.items()}
             # The joint, where there is one: its dependence between weights makes it the closer proposal.
-            q = joint_posterior(out) if "joint_logits" in out else AlineModel.posterior(out)
+            q = joint_posterior(out) if joint_keys(out) else AlineModel.posterior(out)
             x = (x - self._mean) / self._std  # the task's units
             s, r = draw_log_ratios(task, q, x[None], y[None, :, None], mask[None], num_samples, tf.constant(seed))
             return s[:, 0], r[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfp_aline.core.joint import joint_posterior
+from tfp_aline.core.joint import joint_keys, joint_posterior
 from tfp_aline.errors import TfpAlineError
 from tfp_aline.migraine.cells import canonical_header
 from tfp_aline.migraine.history import feature_aliases
@@ -104,8 +104,8 @@ def weight_draws(outputs: dict, num_samples: int, seed) -> tuple[np.ndarray, str
     """[S, L] draws of all parameters of one person from the network outputs (batch 1): the joint
     posterior when the outputs have one, else the marginals drawn independently."""
     seed = tf.constant(seed, tf.int32)
-    if "joint_logits" in outputs:
-        q = joint_posterior({k: tf.constant(v) for k, v in outputs.items() if k.startswith("joint_")})
+    if joint_keys(outputs):
+        q = joint_posterior({k: tf.constant(outputs[k]) for k in joint_keys(outputs)})
         return q.sample(num_samples, seed=seed).numpy()[:, 0].astype(float), "joint"
     q = AlineModel.posterior({k: tf.constant(outputs[k]) for k in MIXTURE_KEYS})
     return q.sample(num_samples, seed=seed).numpy()[:, 0].astype(float), "marginals"

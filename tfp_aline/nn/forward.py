@@ -37,7 +37,7 @@ def raw_forward(model, mean, std, context_x, context_y, context_mask, target_x, 
         k: tf.cast(out[k], tf.float32)
         for k in ("mixture_logits", "mixture_locs", "mixture_scales", "predictive_logits")
     }
-    result.update({k: tf.cast(out[k], tf.float32) for k in JOINT_KEYS if k in out})
+    result.update({k: tf.cast(out[k], tf.float32) for k in (*JOINT_KEYS, "copula_factors") if k in out})
     result["predictive_probs"] = tf.sigmoid(result["predictive_logits"])
     if query_x is not None:
         logits = tf.cast(AlineModel.masked_policy_logits(out, taken), tf.float32)

@@ -1,11 +1,12 @@
-"""The joint posterior head: parameter tokens -> a mixture of full-covariance Gaussians (density: core/joint.py)."""
+"""The joint posterior heads: parameter tokens -> a mixture of full-covariance Gaussians (density: core/joint.py),
+or the correlation factors of a Gaussian copula over the marginal mixtures (density: core/copula.py)."""
 
 import keras
 import tensorflow as tf
 
 from tfp_aline.nn.embedders import MLP
 
-JOINTS = ("none", "mixture_tril")
+JOINTS = ("none", "mixture_tril", "copula")
 
 
 @keras.saving.register_keras_serializable(package="tfp_aline")
@@ -56,3 +57,29 @@ class JointHead(keras.layers.Layer):
             "hidden_dim": self.hidden_dim,
             "min_scale": self.min_scale,
         }
+
+
+@keras.saving.register_keras_serializable(package="tfp_aline")
+class CopulaHead(keras.layers.Layer):
+    """Parameter tokens [B, L, d] -> correlation factors F [B, L, R] of a Gaussian copula.
+
+    The copula's correlation matrix is normalise(F F^T + I) (`core.copula.correlation_tril`); the
+    marginals are the inference head's mixtures, untouched, so adding this head to a trained run
+    changes none of its marginals. (Zero factors would start it at the product of the marginals, but
+    C is quadratic in F, so at F = 0 its gradient vanishes: the factors start at Keras's default init.)"""
+
+    def __init__(self, rank=4, hidden_dim=128, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.rank, self.hidden_dim = rank, hidden_dim
+        self.factor_mlp = MLP(hidden_dim, rank, name="factor_mlp", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        self.factor_mlp.build(input_shape)
+        self.built = True
+
+    def call(self, tokens):
+        return self.factor_mlp(tf.cast(tokens, self.compute_dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "rank": self.rank, "hidden_dim": self.hidden_dim}

@@ -5,9 +5,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_aline.core.choice import TAKEN_LOGIT, choice_noise, choose
-from tfp_aline.core.joint import JOINT_KEYS, joint_posterior
+from tfp_aline.core.joint import JOINT_KEYS, joint_keys, joint_posterior
 from tfp_aline.nn import AlineTransformer, LogitHead, MixtureHead, TokenEmbedder
-from tfp_aline.nn.joint import JOINTS, JointHead
+from tfp_aline.nn.joint import JOINTS, CopulaHead, JointHead
 
 tfd = tfp.distributions
 
@@ -61,8 +61,10 @@ class AlineModel(keras.Model):
         self.predictive_head = LogitHead(HIDDEN_DIM, name="predictive_head")
         self.policy_head = LogitHead(HIDDEN_DIM, name="policy_head")
         self.joint_head = None
-        if joint != "none":
+        if joint == "mixture_tril":
             self.joint_head = JointHead(num_components, joint_rank, HIDDEN_DIM, min_scale, name="joint_head")
+        elif joint == "copula":
+            self.joint_head = CopulaHead(joint_rank, HIDDEN_DIM, name="joint_head")
 
     @property
     def has_joint(self) -> bool:
@@ -138,8 +140,10 @@ class AlineModel(keras.Model):
             "mixture_scales": scales,
             "predictive_logits": self.predictive_head(targets[:, self.num_parameters :]),
         }
-        if self.joint_head is not None:
+        if self.joint == "mixture_tril":
             outputs.update(zip(JOINT_KEYS, self.joint_head(targets[:, : self.num_parameters])))
+        elif self.joint == "copula":
+            outputs["copula_factors"] = self.joint_head(targets[:, : self.num_parameters])
         if compute_policy:
             outputs["policy_logits"] = self.policy_head(tokens["queries"])
         return outputs
@@ -155,10 +159,12 @@ class AlineModel(keras.Model):
     @staticmethod
     def joint_posterior(outputs, indices=None):
         """Joint posterior q(theta_S | D) over the parameter indices S (None: all), batch [B], event [|S|]:
-        a mixture of full-covariance Gaussians; needs a model built with `joint='mixture_tril'`."""
-        if "joint_logits" not in outputs:
+        a mixture of full-covariance Gaussians (`joint='mixture_tril'`) or a Gaussian copula over the
+        marginals (`joint='copula'`); needs a model built with one of them."""
+        if not joint_keys(outputs):
             raise ValueError(
-                "these outputs have no joint posterior: build the model with joint='mixture_tril' (network.joint)"
+                "these outputs have no joint posterior: build the model with joint='mixture_tril' or "
+                "joint='copula' (network.joint)"
             )
         return joint_posterior(outputs, indices)
 
