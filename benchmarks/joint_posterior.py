@@ -28,7 +28,6 @@ import itertools
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_aline.core.acquisition import PolicyAcquisition, RandomAcquisition, run_acquisition
 from tfp_aline.core.exact import nuts_posterior
@@ -38,8 +37,6 @@ from tfp_aline.core.rollout_state import model_inputs, state_after
 from tfp_aline.core.targets import target_mask
 from tfp_aline.nn.model import AlineModel
 from tfp_aline.runs import load_run
-
-tfd = tfp.distributions
 
 
 def group_indices(task, spec):
@@ -65,7 +62,7 @@ def correlations(cov):
 def moments(q, seed):
     """Mean [P, D] and covariance [P, D, D] of a joint posterior: closed form for the mixture of Gaussians,
     from 4000 draws for the copula (a transformed distribution, no closed form)."""
-    if not isinstance(q, tfd.TransformedDistribution):
+    if not hasattr(q, "bijector"):  # a mixture of Gaussians (the copula is a transformed distribution)
         return tuple(v.numpy() for v in mixture_moments(q))
     draws = q.sample(4000, seed=tf.constant(seed)).numpy().astype(np.float64)
     mean = draws.mean(0)
