@@ -115,7 +115,7 @@ def main(argv=None):
     parser.add_argument("--in-process-calls", type=int, default=500)
     parser.add_argument("--malformed", type=int, default=200, help="bad requests to send after the load")
     parser.add_argument("--server-log", type=Path, default=None, help="where the started server writes its log")
-    parser.add_argument("--threads", type=int, default=1, help="`serve --threads`, and the same in-process")
+    parser.add_argument("--threads", type=int, default=1, help="`serve --threads` (BLAS threads), the same in-process")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be positive")
@@ -123,7 +123,7 @@ def main(argv=None):
     days = read_days()
     bodies = [{"days": h} for h in histories(days, args.days)]
     log = open(args.server_log, "w") if args.server_log else None  # noqa: SIM115
-    limit_threads(args.threads)  # the in-process calls get what the service gets
+    limit_threads(args.threads)  # the in-process calls get the BLAS threads the service gets
     server = None if args.url else ServerProcess(args.run, args=("--threads", str(args.threads)), log=log)
     url = args.url or server.url
     try:

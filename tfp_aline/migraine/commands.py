@@ -168,8 +168,8 @@ def _add_serve(sub):
         "--threads",
         type=int,
         default=1,
-        help="threads for TensorFlow's kernels and numpy's BLAS (default: 1; concurrent requests already share "
-        "one forward pass, and more threads only busy-wait on these small operations)",
+        help="threads for numpy's BLAS (default: 1; a request is many small operations, on which more "
+        "threads only busy-wait)",
     )
     p.set_defaults(func=run_serve)
 

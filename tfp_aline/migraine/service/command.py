@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import warnings
 
 from tfp_aline.errors import TfpAlineError
 
@@ -22,26 +21,17 @@ def check_serve_extra() -> None:
 
 
 def limit_threads(threads: int) -> None:
-    """At most `threads` threads for numpy's BLAS and for TensorFlow's kernels, before TensorFlow runs anything.
+    """At most `threads` threads for numpy's BLAS (threadpoolctl).
 
-    A request is many small operations: on this 2-core machine, pools of busy-waiting threads tripled the
-    CPU each request costs (62.9 ms against 20.3 ms on one core; `benchmarks/serve_load.py`)."""
+    A request is many small numpy operations: on this 2-core machine OpenBLAS's busy-waiting threads
+    doubled the CPU each request costs (55 ms against 27 ms; TensorFlow's own thread counts made no
+    difference, 27.1 against 27.3 ms, and are left alone: the amortized draws of the per-person check
+    depend on them, so changing them would give the service other checks than `advise`)."""
     if threads < 1:
         raise TfpAlineError(f"--threads must be >= 1, got {threads}")
-    import tensorflow as tf
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already ran something in this process (a caller in Python): only slower
-        if tf.config.threading.get_intra_op_parallelism_threads() != threads:
-            warnings.warn(
-                f"--threads {threads}: TensorFlow had already started in this process, so its kernels keep "
-                "their threads (numpy's BLAS is limited)",
-                stacklevel=2,
-            )
 
 
 def serve_command(
