@@ -79,9 +79,27 @@ def test_draws_have_the_marginals_quantiles_and_the_copulas_correlation(outputs)
     corr = a / np.sqrt(np.einsum("bii->bi", a)[:, :, None] * np.einsum("bii->bi", a)[:, None, :])
     emp = np.stack([np.corrcoef(z.numpy()[:, b].T) for b in range(B)])
     np.testing.assert_allclose(emp, corr, atol=0.03)
-    # forward(inverse(theta)) = theta: the bisection inverts the closed-form CDF.
+    # forward(inverse(theta)) = theta: sampling inverts the closed-form CDF.
     bij = MixtureMarginals(outputs["mixture_logits"], outputs["mixture_locs"], outputs["mixture_scales"])
     np.testing.assert_allclose(bij.forward(bij.inverse(draws[:50])).numpy(), draws[:50].numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sampling_inverts_the_cdf_of_spread_out_multimodal_mixtures(seed):
+    # Components of scales 1e-3 to 50, far apart: z(theta) is near flat between modes and steep
+    # inside the narrow ones, where a plain Newton step leaves the bracket.
+    rng = np.random.default_rng(seed)
+    shape = [8, 10]
+    logits, locs = rng.normal(size=shape) * 3, 5 * rng.normal(size=shape)
+    scales = np.exp(rng.normal(size=shape) * 2 - 1)
+    bij = MixtureMarginals(tf.constant(logits), tf.constant(locs), tf.constant(scales))
+    z = rng.normal(size=[500, 8]) * 2.5
+    theta = bij.forward(tf.constant(z))
+    assert theta.shape == (500, 8) and theta.dtype == tf.float64
+    np.testing.assert_allclose(bij.inverse(theta).numpy(), z, atol=1e-8)
+    # The same draws with extra sample dimensions, and with none.
+    np.testing.assert_allclose(bij.forward(tf.constant(z.reshape(5, 100, 8))).numpy().reshape(500, 8), theta.numpy())
+    np.testing.assert_allclose(bij.forward(tf.constant(z[0])).numpy(), theta.numpy()[0])
 
 
 def test_a_copula_model_saves_loads_and_keeps_the_marginal_outputs(tmp_path):
