@@ -60,6 +60,7 @@ def write(tmp_path, mutate):
         (lambda r: r["training"].update(strategy="tpu"), "training.strategy"),
         (lambda r: r["episodes"].update(num_predictive_targets=0), "targets.predictive: needs"),
         (lambda r: r["network"].update(embed_dim=15), "network.embed_dim = 15: must be divisible"),
+        (lambda r: r["network"].update(query_layers=9), "network.query_layers = 9: expected a whole number from 0"),
         (lambda r: r["task"].update(name="weather"), "task.name = 'weather'"),
     ],
 )

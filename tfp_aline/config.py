@@ -41,6 +41,7 @@ class NetworkConfig:
     joint: str = "none"  # 'mixture_tril' or 'copula': also a joint posterior over all parameters (nn/joint.py)
     joint_rank: int = 4  # factors per parameter in the joint's correlation matrices
     joint_reward: bool = False  # the target's log q (and so the reward) from the joint, not the marginals
+    query_layers: int = 0  # the query tokens join only the last this many layers (0: all; a cheaper policy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,6 +374,11 @@ def _check_joint(cfg: Config):
         raise ConfigError(f"network.joint = {n.joint!r}: expected one of {JOINTS}")
     if not (isinstance(n.joint_rank, int) and n.joint_rank >= 1):
         raise ConfigError(f"network.joint_rank = {n.joint_rank!r}: expected a whole number >= 1")
+    if not (isinstance(n.query_layers, int) and 0 <= n.query_layers <= n.num_layers):
+        raise ConfigError(
+            f"network.query_layers = {n.query_layers!r}: expected a whole number from 0 (all layers) to "
+            f"network.num_layers = {n.num_layers}"
+        )
     if n.joint_reward and n.joint == "none":
         raise ConfigError("network.joint_reward = true: needs a joint head (network.joint: mixture_tril or copula)")
     for name in t.freeze:

@@ -87,6 +87,36 @@ def test_transformer_ignores_padded_context_and_skips_queries(rng):
     np.testing.assert_allclose(out["context"].numpy()[valid], out_junk["context"].numpy()[valid], atol=1e-6)
 
 
+def test_late_queries_join_only_the_last_layers(rng):
+    context, targets, queries = normal(rng, 2, 5, EMBED), normal(rng, 2, 3, EMBED), normal(rng, 2, 7, EMBED)
+    context_mask = tf.constant(np.array([[1, 1, 0, 1, 0], [1, 0, 0, 0, 0]], bool))
+    target_mask = tf.constant(np.array([[1, 0, 1], [1, 1, 1]], bool))
+    full = AlineTransformer(EMBED, 3, HEADS, FF)
+    late = AlineTransformer(EMBED, 3, HEADS, FF, query_layers=1)
+    every = AlineTransformer(EMBED, 3, HEADS, FF, query_layers=3)
+    out_full = full(context, targets, context_mask, target_mask, queries)
+    for other in (late, every):
+        other(context, targets, context_mask, target_mask, queries)
+        other.set_weights(full.get_weights())  # the same weights: query_layers adds none
+    out_late = late(context, targets, context_mask, target_mask, queries)
+    out_every = every(context, targets, context_mask, target_mask, queries)
+    for key in out_full:  # query_layers = num_layers is the full transformer
+        np.testing.assert_array_equal(out_full[key], out_every[key])
+    # The context and target streams never see the queries, so they do not change.
+    np.testing.assert_allclose(out_late["targets"], out_full["targets"], atol=1e-6)
+    # The late queries: the raw query tokens through the last layer only, keyed by the context and
+    # targets that the first two layers made.
+    tokens = tf.concat([context, targets], 1)
+    for block in full.blocks[:2]:
+        tokens, _ = block(tokens, context_mask)
+    key_mask = tf.concat([context_mask, target_mask], 1)
+    _, want = full.blocks[2](tokens, context_mask, queries, key_mask)
+    np.testing.assert_allclose(out_late["queries"], full.final_norm(want), atol=1e-5)
+    assert np.abs(out_late["queries"] - out_full["queries"]).max() > 1e-3
+    with pytest.raises(ValueError, match="query_layers 4 must be in 0..num_layers"):
+        AlineTransformer(EMBED, 3, HEADS, FF, query_layers=4)
+
+
 def test_token_embedder_shapes_and_padding(rng):
     embedder = TokenEmbedder(num_parameters=4, x_dim=3, y_dim=1, embed_dim=EMBED)
     context_mask = tf.constant([[True, False]])
@@ -130,7 +160,10 @@ def _layer_cases(rng):
             lambda: TransformerLayer(EMBED, HEADS, FF, name="block"),
             lambda layer: layer(tf.concat([x, x], axis=1), mask, x, tf.concat([mask, mask], axis=1)),
         ),
-        (lambda: AlineTransformer(EMBED, 2, HEADS, FF, name="transformer"), lambda layer: layer(x, x, mask, mask, x)),
+        (
+            lambda: AlineTransformer(EMBED, 2, HEADS, FF, query_layers=1, name="transformer"),
+            lambda layer: layer(x, x, mask, mask, x),
+        ),
         (lambda: MixtureHead(3, hidden_dim=16, min_scale=0.01, name="mixture"), lambda layer: layer(x)),
         (lambda: LogitHead(hidden_dim=16, name="logit"), lambda layer: layer(x)),
     ]

@@ -205,6 +205,16 @@ def test_keras_file_round_trip(model, episodes, all_targets, tmp_path):
     assert_outputs_close(model(inputs), loaded(inputs), POSTERIOR_KEYS + ("policy_logits",), atol=0)
 
 
+def test_late_queries_save_and_load_with_the_model(episodes, all_targets, tmp_path):
+    late = AlineModel(21, 20, query_layers=1, **TINY)
+    late.build()
+    late.save(tmp_path / "late.keras")
+    loaded = keras.saving.load_model(tmp_path / "late.keras")
+    assert loaded.query_layers == 1 and loaded.transformer.query_layers == 1
+    inputs = make_inputs(episodes, all_targets)
+    assert_outputs_close(late(inputs), loaded(inputs), POSTERIOR_KEYS + ("policy_logits",), atol=0)
+
+
 def test_checkpoint_round_trip(model, episodes, all_targets, tmp_path):
     path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
     saved = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/")]

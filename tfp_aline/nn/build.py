@@ -21,6 +21,7 @@ def build_model(cfg, task) -> AlineModel:
         joint=n.joint,
         joint_rank=n.joint_rank,
         joint_reward=n.joint_reward,
+        query_layers=n.query_layers,
     )
     model(model.dummy_inputs(num_predictive=cfg.episodes.num_predictive_targets), compute_policy=True)
     return model

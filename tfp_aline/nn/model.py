@@ -40,6 +40,7 @@ class AlineModel(keras.Model):
         joint="none",
         joint_rank=4,
         joint_reward=False,
+        query_layers=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -56,7 +57,10 @@ class AlineModel(keras.Model):
             raise ValueError(f"joint {joint!r}: expected one of {JOINTS}")
         self.joint, self.joint_rank, self.joint_reward = joint, joint_rank, bool(joint_reward)
         self.embedder = TokenEmbedder(num_parameters, x_dim, y_dim, embed_dim, HIDDEN_DIM, name="embedder")
-        self.transformer = AlineTransformer(embed_dim, num_layers, num_heads, ff_dim, name="transformer")
+        self.query_layers = query_layers
+        self.transformer = AlineTransformer(
+            embed_dim, num_layers, num_heads, ff_dim, query_layers=query_layers, name="transformer"
+        )
         self.inference_head = MixtureHead(num_components, HIDDEN_DIM, min_scale, name="inference_head")
         self.predictive_head = LogitHead(HIDDEN_DIM, name="predictive_head")
         self.policy_head = LogitHead(HIDDEN_DIM, name="policy_head")
@@ -217,4 +221,5 @@ class AlineModel(keras.Model):
             "joint": self.joint,
             "joint_rank": self.joint_rank,
             "joint_reward": self.joint_reward,
+            "query_layers": self.query_layers,
         }

@@ -69,14 +69,21 @@ class TransformerLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfp_aline")
 class AlineTransformer(keras.layers.Layer):
-    """A stack of `TransformerLayer`s plus a final layer norm (pre-layer-norm transformer)."""
+    """A stack of `TransformerLayer`s plus a final layer norm (pre-layer-norm transformer).
 
-    def __init__(self, embed_dim, num_layers, num_heads, ff_dim, **kwargs):
+    `query_layers` (0: all) lets the query tokens join only the last that many layers: the
+    context and target streams are unchanged, and the query stream, which is most of a forward
+    pass's cost when the pool is large, costs that fraction of its full depth."""
+
+    def __init__(self, embed_dim, num_layers, num_heads, ff_dim, query_layers=0, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= query_layers <= num_layers:
+            raise ValueError(f"query_layers {query_layers} must be in 0..num_layers ({num_layers})")
         self.embed_dim = embed_dim
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.ff_dim = ff_dim
+        self.query_layers = query_layers
         # One attribute per layer rather than a list: tf.train.Checkpoint does not track
         # layers held in a Python list of a Keras 3 layer.
         for i in range(num_layers):
@@ -109,8 +116,12 @@ class AlineTransformer(keras.layers.Layer):
             if target_mask is None:
                 raise ValueError("target_mask is required when queries are given")
             query_key_mask = tf.concat([context_mask, tf.cast(target_mask, tf.bool)], axis=1)
-        for block in self.blocks:
-            tokens, queries = block(tokens, context_mask, queries, query_key_mask)
+        first_query_layer = self.num_layers - (self.query_layers or self.num_layers)
+        for i, block in enumerate(self.blocks):
+            if i < first_query_layer:
+                tokens, _ = block(tokens, context_mask)
+            else:
+                tokens, queries = block(tokens, context_mask, queries, query_key_mask)
         tokens = self.final_norm(tokens)
         out = {"context": tokens[:, :num_context], "targets": tokens[:, num_context:]}
         if queries is not None:
@@ -124,4 +135,5 @@ class AlineTransformer(keras.layers.Layer):
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
             "ff_dim": self.ff_dim,
+            "query_layers": self.query_layers,
         }
