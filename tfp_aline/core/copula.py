@@ -58,14 +58,6 @@ class MixtureMarginals(tfb.Bijector):
     def _parameter_properties(cls, dtype):
         return {}  # not batch-sliced by TFP; the shapes are documented above
 
-    def _log_cdf_sf(self, theta):
-        """log F(theta) and log (1 - F(theta)), each [..., L], in float64."""
-        u = (tf.cast(theta, tf.float64)[..., None] - self._locs) / self._scales
-        return (
-            tf.reduce_logsumexp(self._log_w + _log_ndtr(u), -1),
-            tf.reduce_logsumexp(self._log_w + _log_ndtr(-u), -1),
-        )
-
     def _z_and_log_density(self, theta):
         """z(theta) = Phi^-1(F(theta)) and log q(theta) at theta [..., L, n] (n points per parameter), float64."""
         u = (theta[..., None] - self._locs[..., None, :]) / self._scales[..., None, :]  # [..., L, n, K]
@@ -77,17 +69,16 @@ class MixtureMarginals(tfb.Bijector):
         )
         return _tail_z(log_cdf, log_sf), log_density
 
+    def _z_and_log_density_at(self, theta):
+        """The same at one point per parameter: theta [..., L] -> two [..., L] tensors."""
+        z, log_density = self._z_and_log_density(tf.cast(theta, tf.float64)[..., None])
+        return z[..., 0], log_density[..., 0]
+
     def _inverse(self, theta):
-        log_cdf, log_sf = self._log_cdf_sf(theta)
-        return tf.cast(_tail_z(log_cdf, log_sf), self._dtype_out)
+        return tf.cast(self._z_and_log_density_at(theta)[0], self._dtype_out)
 
     def _inverse_log_det_jacobian(self, theta):
-        t = tf.cast(theta, tf.float64)
-        u = (t[..., None] - self._locs) / self._scales
-        log_density = tf.reduce_logsumexp(
-            self._log_w - 0.5 * u**2 - tf.math.log(self._scales) - 0.5 * math.log(2.0 * math.pi), -1
-        )
-        z = tf.cast(self._inverse(theta), tf.float64)
+        z, log_density = self._z_and_log_density_at(theta)
         log_phi = -0.5 * z**2 - 0.5 * math.log(2.0 * math.pi)
         return tf.cast(log_density - log_phi, self._dtype_out)
 
