@@ -109,6 +109,21 @@ def test_compute_policy_false_skips_queries(model, episodes, all_targets):
         model(without_queries)
 
 
+def test_query_tokens_embedded_once_give_the_same_outputs(model, episodes, all_targets):
+    inputs = make_inputs(episodes, all_targets)
+    want = model(inputs)
+    tokens = model.embed_queries(episodes.query_x)
+    assert tokens.shape == (B, N, TINY["embed_dim"])
+    hoisted = {**{k: v for k, v in inputs.items() if k != "query_x"}, "query_tokens": tokens}
+    got = model(hoisted)
+    assert_outputs_close(got, want, POSTERIOR_KEYS + ("policy_logits",), atol=0)
+    # the tokens, not query_x, are what the policy reads when both are given
+    # (a perturbation per element: layer norm would undo a shift or scale of the whole token)
+    noise = tf.random.stateless_normal(tokens.shape, seed=[0, 1])
+    shifted = model({**inputs, "query_tokens": tokens + noise})
+    assert not np.allclose(shifted["policy_logits"], want["policy_logits"])
+
+
 # --- shapes ---------------------------------------------------------------------------------------
 
 

@@ -47,9 +47,14 @@ def rollout(model, batch, target_mask, horizon: int, mode: str, noise, training=
         A `RolloutResult`: per-step log q [T + 1, B], log pi, entropy and choices [T, B], and the final state.
     """
     use_policy = check_mode(mode) != "random"  # checked here too: before the loop is traced
+    # The pool is fixed for the episode, so its tokens are embedded once, not at every step.
+    query_tokens = model.embed_queries(batch.query_x) if use_policy else None
 
     def forward(state):
-        out = model(model_inputs(state, batch, target_mask), compute_policy=use_policy, training=training)
+        inputs = model_inputs(state, batch, target_mask)
+        if use_policy:
+            inputs["query_tokens"] = query_tokens
+        out = model(inputs, compute_policy=use_policy, training=training)
         logits = out["policy_logits"] if use_policy else tf.zeros(tf.shape(state.taken), tf.float32)
         return (
             target_log_prob(model, out, batch, target_mask),

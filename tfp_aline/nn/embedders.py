@@ -58,12 +58,13 @@ class TokenEmbedder(keras.layers.Layer):
     def get_build_config(self):
         return {"input_shape": None}
 
-    def call(self, context_x, context_y, context_mask, target_x, query_x=None):
+    def call(self, context_x, context_y, context_mask, target_x, query_x=None, query_tokens=None):
         """Tokens of one batch of episodes.
 
         context_x [B, C, Dx], context_y [B, C, Dy], context_mask [B, C] bool, target_x [B, M, Dx],
-        query_x [B, N, Dx] or None -> dict with `context` [B, C, d], `targets` [B, L + M, d]
-        (the L parameter tokens first) and, if query_x is given, `queries` [B, N, d].
+        query_x [B, N, Dx] or None, query_tokens [B, N, d] (`embed_queries(query_x)` computed
+        earlier; used instead of query_x) -> dict with `context` [B, C, d], `targets` [B, L + M, d]
+        (the L parameter tokens first) and, if query_x or query_tokens is given, `queries` [B, N, d].
         Invalid context slots are set to zero so their contents cannot reach any output.
         """
         context = self.x_embedder(context_x) + self.y_embedder(context_y)
@@ -73,9 +74,16 @@ class TokenEmbedder(keras.layers.Layer):
         parameters = tf.broadcast_to(parameters[None], [batch_size, self.num_parameters, self.embed_dim])
         parameters = tf.cast(parameters, context.dtype)
         tokens = {"context": context, "targets": tf.concat([parameters, self.x_embedder(target_x)], axis=1)}
-        if query_x is not None:
-            tokens["queries"] = self.x_embedder(query_x)
+        if query_tokens is not None:
+            tokens["queries"] = query_tokens
+        elif query_x is not None:
+            tokens["queries"] = self.embed_queries(query_x)
         return tokens
+
+    def embed_queries(self, query_x):
+        """query_x [B, N, Dx] -> query tokens [B, N, d]. They depend on the pool alone, not on the
+        context, so a rollout embeds its pool once rather than at every step."""
+        return self.x_embedder(query_x)
 
     def get_config(self):
         return {

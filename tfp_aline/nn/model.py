@@ -111,7 +111,8 @@ class AlineModel(keras.Model):
         inputs: dict of `context_x` [B, C, Dx], `context_y` [B, C, Dy], `context_mask` [B, C] bool
         (valid slots), `target_x` [B, M, Dx] (M may be 0; missing means M = 0), `target_mask`
         [B, L + M] bool (the active target, which only the queries attend to; missing means all
-        active) and, when compute_policy, `query_x` [B, N, Dx].
+        active) and, when compute_policy, `query_x` [B, N, Dx] or `query_tokens` [B, N, d]
+        (`embed_queries(query_x)`, e.g. computed once per rollout; used instead of query_x).
         Returns a dict: `mixture_logits`, `mixture_locs`, `mixture_scales` [B, L, K] for all L
         parameters, `predictive_logits` [B, M], with a joint head `joint_logits` [B, K], `joint_locs`,
         `joint_scales` [B, K, L] and `joint_factors` [B, K, L, R] (`joint_posterior`) and, when
@@ -123,16 +124,16 @@ class AlineModel(keras.Model):
         target_x = inputs.get("target_x")
         if target_x is None:
             target_x = tf.zeros([batch_size, 0, self.x_dim], context_x.dtype)
-        query_x = None
+        query_x = query_tokens = None
         if compute_policy:
-            query_x = inputs.get("query_x")
-            if query_x is None:
-                raise ValueError("inputs['query_x'] is required when compute_policy=True")
+            query_x, query_tokens = inputs.get("query_x"), inputs.get("query_tokens")
+            if query_x is None and query_tokens is None:
+                raise ValueError("inputs['query_x'] (or 'query_tokens') is required when compute_policy=True")
         target_mask = inputs.get("target_mask")
         if target_mask is None:
             target_mask = tf.ones([batch_size, self.num_parameters + tf.shape(target_x)[1]], tf.bool)
 
-        tokens = self.embedder(context_x, inputs["context_y"], context_mask, target_x, query_x)
+        tokens = self.embedder(context_x, inputs["context_y"], context_mask, target_x, query_x, query_tokens)
         tokens = self.transformer(
             tokens["context"], tokens["targets"], context_mask, target_mask, tokens.get("queries")
         )
@@ -151,6 +152,10 @@ class AlineModel(keras.Model):
         if compute_policy:
             outputs["policy_logits"] = self.policy_head(tokens["queries"])
         return outputs
+
+    def embed_queries(self, query_x):
+        """query_x [B, N, Dx] -> query tokens [B, N, d], to pass as `inputs["query_tokens"]`."""
+        return self.embedder.embed_queries(query_x)
 
     @staticmethod
     def posterior(outputs):
