@@ -48,12 +48,22 @@ def stepwise_gradients(
     t_float = tf.cast(horizon, tf.float32)
     step_scale = scale * (t_float + 1.0) / tf.cast(k, tf.float32)
     size = dict(size=k, element_shape=tf.TensorShape([None]))
+    # The pool's tokens are the same at every step: embed them once, collect each step's gradient
+    # with respect to them, and take the embedder's share of the gradient once after the loop.
+    query_tokens = None
+    if use_policy:
+        with tf.GradientTape() as embed_tape:
+            query_tokens = model.embed_queries(batch.query_x)
 
-    def body(i, acc, inf_ta, tgt_ta):
+    def body(i, acc, token_acc, inf_ta, tgt_ta):
         t = tf.gather(steps, i)
         state = state_after(final_state, chosen, num_initial, t)
+        inputs = model_inputs(state, batch, target_mask)
         with tf.GradientTape() as tape:
-            out = model(model_inputs(state, batch, target_mask), compute_policy=use_policy, training=True)
+            if use_policy:
+                tape.watch(query_tokens)
+                inputs["query_tokens"] = query_tokens
+            out = model(inputs, compute_policy=use_policy, training=True)
             inf_logq = inference_log_prob(model, out, batch)
             loss = -tf.reduce_mean(inf_logq) / (t_float + 1.0)
             if use_policy:
@@ -62,15 +72,23 @@ def stepwise_gradients(
                 policy_term = -tf.reduce_mean(tf.gather(weights, step) * log_pi) * tf.cast(t < horizon, tf.float32)
                 loss += alpha * policy_term / t_float
             loss = loss * step_scale
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(loss, [*variables, query_tokens] if use_policy else variables)
+        if use_policy:
+            grads, token_grad = grads[:-1], grads[-1]
+            if token_grad is not None:
+                token_acc = token_acc + tf.cast(token_grad, token_acc.dtype)
         tgt_logq = tf.stop_gradient(target_log_prob(model, out, batch, target_mask))
         acc = [a + (tf.zeros_like(a) if g is None else tf.convert_to_tensor(g)) for a, g in zip(acc, grads)]
-        return i + 1, acc, inf_ta.write(i, tf.stop_gradient(inf_logq)), tgt_ta.write(i, tgt_logq)
+        return i + 1, acc, token_acc, inf_ta.write(i, tf.stop_gradient(inf_logq)), tgt_ta.write(i, tgt_logq)
 
     zeros = [tf.zeros_like(v) for v in variables]
-    _, grads, inf_ta, tgt_ta = tf.while_loop(
+    token_zeros = tf.zeros_like(query_tokens) if use_policy else tf.zeros([])
+    _, grads, token_grad, inf_ta, tgt_ta = tf.while_loop(
         lambda i, *_: i < k,
         body,
-        (tf.constant(0), zeros, tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size)),
+        (tf.constant(0), zeros, token_zeros, tf.TensorArray(tf.float32, **size), tf.TensorArray(tf.float32, **size)),
     )
+    if use_policy:
+        embed_grads = embed_tape.gradient(query_tokens, variables, output_gradients=token_grad)
+        grads = [a if g is None else a + tf.convert_to_tensor(g) for a, g in zip(grads, embed_grads)]
     return grads, inf_ta.stack(), tgt_ta.stack()
