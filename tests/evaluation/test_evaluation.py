@@ -26,6 +26,11 @@ def test_rmse_and_coverage_by_hand():
     support = (np.array([-0.5, -0.5, -0.5]), np.array([2.5, 2.5, 2.5]))
     want = (np.sqrt((1 + 0.25) / 2) + np.sqrt((0 + 2.25) / 2)) / 2
     assert M.rmse_paper(samples, theta, mask, support)[0] == pytest.approx(want)
+    # importance weights: uniform ones change nothing, a weight of 1 on one draw is its own error
+    assert M.rmse_paper(samples, theta, mask, weights=np.full((1, 2), 0.5))[0] == pytest.approx((1 + np.sqrt(2)) / 2)
+    assert M.rmse_paper(samples, theta, mask, weights=np.array([[0.0, 1.0]]))[0] == pytest.approx((1 + 2) / 2)
+    # weights 1/4, 3/4: param 0 errors 1, 1 -> 1; param 1 errors 0, 2 -> sqrt(3/4 * 4) = sqrt(3)
+    assert M.rmse_paper(samples, theta, mask, weights=np.array([[0.25, 0.75]]))[0] == pytest.approx((1 + np.sqrt(3)) / 2)
     draws = np.linspace(-1, 1, 1001)[:, None, None] * np.ones((1, 1, 3))
     # central 50% of U-like draws on [-1, 1] is [-0.5, 0.5]: 0 inside, 1 outside, 5 masked
     assert M.interval_coverage(draws, theta, mask, 0.5)[0] == 0.5
@@ -281,6 +286,9 @@ def _check_evaluate(smoke_run_dir, out, nuts_people):
     assert set(zip(calibration.method, calibration.step)) == {(m, t) for m in ("policy", "random") for t in (0, 2, 4)}
     assert calibration["mean"].between(0, 1).all() and "| all | random | 4 |" in report
     assert df[df.metric == "psis_khat_above_0.7"]["mean"].between(0, 1).all()
+    # what a user is given: corrected where k-hat <= 0.7, the reference where not, for every method and step
+    checked = df[df.metric == "rmse_paper_checked"]
+    assert len(checked) == len(df[df.metric == "rmse_mean_checked"]) > 0 and (checked["mean"] >= 0).all()
     assert set(df[df.metric == "psis_khat_above_0.7"].step) == set(range(0, 5))
     for png in ("all_log_q.png", "predictive_log_loss.png", "sbc.png", "coverage.png", "coverage_levels.png"):
         assert (out / png).stat().st_size > 1000

@@ -425,7 +425,7 @@ def _calibration(got: _Collected, r: _MethodRun, t: int, samples, cdf):
 def _psis_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, q, samples):
     """The per-person PSIS check of the amortized posterior against the task's exact unnormalised
     posterior (the same draws as the other metrics): share of people with k-hat above 0.7, mean
-    k-hat and ESS, and the posterior-mean RMSE of the corrected posterior where k-hat <= 0.7."""
+    k-hat and ESS, and the posterior-mean and paper RMSE of the corrected posterior where k-hat <= 0.7."""
     from tfp_aline.core.psis import KHAT_MAX, psis_check
 
     check = psis_check(ep.task, q, state.context_x, state.context_y, state.context_mask, samples=samples)
@@ -435,6 +435,8 @@ def _psis_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, 
     corrected = M.rmse_mean(check.corrected_mean(), r.theta, r.pmask)
     if check.ok.any():  # the corrected posterior exists only where k-hat <= 0.7
         got.add(r.method, r.target, t, "rmse_mean_psis", corrected[check.ok])
+        paper = M.rmse_paper(check.samples, r.theta, r.pmask, ep.task.support, check.weights)
+        got.add(r.method, r.target, t, "rmse_paper_psis", paper[check.ok])
     return check
 
 
@@ -443,7 +445,7 @@ def _exact_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state,
     as the amortized posterior's samples); for an MCMC reference, the share of people whose chains
     did not converge and one row per such person (its worst R-hat and ESS). With the PSIS `check`,
     `rmse_mean_checked` is the RMSE of what a user is given: the corrected posterior's mean where
-    k-hat <= 0.7, the reference's mean where not."""
+    k-hat <= 0.7, the reference's mean where not; `rmse_paper_checked` the paper's RMSE of the same."""
     task, th, pmask = ep.task, r.theta, r.pmask
     posterior = reference_posterior(task, state, ep.settings.num_samples, s_seed)
     if t == ep.horizon:
@@ -458,6 +460,9 @@ def _exact_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state,
     if check is not None:
         checked = np.where(check.ok[:, None], check.corrected_mean(), ref.mean(0))
         got.add(r.method, r.target, t, "rmse_mean_checked", M.rmse_mean(checked, th, pmask))
+        corrected = M.rmse_paper(check.samples, th, pmask, task.support, check.weights)
+        paper = np.where(check.ok, corrected, M.rmse_paper(ref, th, pmask, task.support))
+        got.add(r.method, r.target, t, "rmse_paper_checked", paper)
 
 
 def _unconverged_rows(method: str, target: str, t: int, posterior) -> list:

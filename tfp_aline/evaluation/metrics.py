@@ -23,17 +23,23 @@ def rmse_sample(samples, theta, mask):
     return np.sqrt(_masked_mean(sq, mask))
 
 
-def rmse_paper(samples, theta, mask, support=None):
+def rmse_paper(samples, theta, mask, support=None, weights=None):
     """The ALINE paper's RMSE: samples clipped to the prior's box `support` = (low [L], high [L])
     (None: unbounded), the root mean squared error over samples per parameter, then the mean over
-    the target parameters: samples [S, B, L], theta, mask [B, L] -> [B].
+    the target parameters: samples [S, B, L], theta, mask [B, L] -> [B]. `weights` [B, S]
+    (normalised importance weights, e.g. `PsisCheck.weights`) makes the mean over samples a
+    weighted one: the paper's RMSE of the corrected posterior.
 
     It is not the root of a mean over parameters, and it rewards over-confident posteriors, so
     it is reported beside the posterior-mean RMSE and coverage."""
     samples = np.asarray(samples, np.float64)
     if support is not None:
         samples = np.clip(samples, np.asarray(support[0]), np.asarray(support[1]))
-    per_parameter = np.sqrt(np.mean((samples - theta[None]) ** 2, axis=0))  # [B, L]
+    squared = (samples - theta[None]) ** 2  # [S, B, L]
+    if weights is None:
+        per_parameter = np.sqrt(np.mean(squared, axis=0))  # [B, L]
+    else:
+        per_parameter = np.sqrt(np.einsum("bs,sbl->bl", np.asarray(weights, np.float64), squared))
     return _masked_mean(per_parameter, mask)
 
 

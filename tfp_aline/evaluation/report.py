@@ -25,6 +25,7 @@ SUMMARY = (
     "rmse_paper_exact",
     "rmse_sample_exact",
     "coverage90_exact",
+    "rmse_paper_checked",
     "log_loss",
     "brier",
     "auc",
@@ -265,7 +266,10 @@ def _intro_lines(result, run_dir, command: str) -> list:
         "`rmse_sample` the root of the mean squared error over samples and parameters together; "
         "`coverage50/90` share "
         "of true values inside the central intervals; `_exact` the same for the exact reference "
-        f"posterior of the same data (for this task: {result.reference_name}); "
+        f"posterior of the same data (for this task: {result.reference_name}); `rmse_paper_checked` "
+        "the paper's RMSE of the posterior the per-person check hands a user (the amortized draws "
+        "importance-weighted by the exact posterior where PSIS k-hat <= 0.7, the exact reference "
+        "where not); "
         "`log_loss`, `brier`, `auc` on held-out days (references: `oracle` knows theta, "
         "`prior` knows only the prior); `spce` and `snmc` the sequential prior contrastive lower and "
         "nested Monte Carlo upper bounds on the total EIG (nats) of all the data a method ended with, "
