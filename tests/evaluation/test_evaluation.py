@@ -30,7 +30,8 @@ def test_rmse_and_coverage_by_hand():
     assert M.rmse_paper(samples, theta, mask, weights=np.full((1, 2), 0.5))[0] == pytest.approx((1 + np.sqrt(2)) / 2)
     assert M.rmse_paper(samples, theta, mask, weights=np.array([[0.0, 1.0]]))[0] == pytest.approx((1 + 2) / 2)
     # weights 1/4, 3/4: param 0 errors 1, 1 -> 1; param 1 errors 0, 2 -> sqrt(3/4 * 4) = sqrt(3)
-    assert M.rmse_paper(samples, theta, mask, weights=np.array([[0.25, 0.75]]))[0] == pytest.approx((1 + np.sqrt(3)) / 2)
+    quarter = np.array([[0.25, 0.75]])
+    assert M.rmse_paper(samples, theta, mask, weights=quarter)[0] == pytest.approx((1 + np.sqrt(3)) / 2)
     draws = np.linspace(-1, 1, 1001)[:, None, None] * np.ones((1, 1, 3))
     # central 50% of U-like draws on [-1, 1] is [-0.5, 0.5]: 0 inside, 1 outside, 5 masked
     assert M.interval_coverage(draws, theta, mask, 0.5)[0] == 0.5
