@@ -401,9 +401,9 @@ def _parameter_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, st
         got.add(r.method, r.target, t, f"coverage{int(100 * level)}", M.coverage_from_cdf(cdf, pmask, level))
     if r.method in CALIBRATION_METHODS and t in (0, T // 2, T):
         _calibration(got, r, t, samples[: settings.sbc_samples], cdf)
-    check = _psis_metrics(ep, got, r, t, state, q, samples)
+    check, corrected_paper = _psis_metrics(ep, got, r, t, state, q, samples)
     if settings.exact:
-        _exact_metrics(ep, got, r, t, state, s_seed, check)
+        _exact_metrics(ep, got, r, t, state, s_seed, check, corrected_paper)
 
 
 def _calibration(got: _Collected, r: _MethodRun, t: int, samples, cdf):
@@ -425,7 +425,8 @@ def _calibration(got: _Collected, r: _MethodRun, t: int, samples, cdf):
 def _psis_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, q, samples):
     """The per-person PSIS check of the amortized posterior against the task's exact unnormalised
     posterior (the same draws as the other metrics): share of people with k-hat above 0.7, mean
-    k-hat and ESS, and the posterior-mean and paper RMSE of the corrected posterior where k-hat <= 0.7."""
+    k-hat and ESS, and the posterior-mean and paper RMSE of the corrected posterior where k-hat <= 0.7.
+    Returns the check and the corrected posterior's paper RMSE of every person [B]."""
     from tfp_aline.core.psis import KHAT_MAX, psis_check
 
     check = psis_check(ep.task, q, state.context_x, state.context_y, state.context_mask, samples=samples)
@@ -433,19 +434,22 @@ def _psis_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, 
     got.add(r.method, r.target, t, "psis_khat", check.khat)
     got.add(r.method, r.target, t, "psis_ess", check.ess)
     corrected = M.rmse_mean(check.corrected_mean(), r.theta, r.pmask)
+    paper = M.rmse_paper(check.samples, r.theta, r.pmask, ep.task.support, check.weights)
     if check.ok.any():  # the corrected posterior exists only where k-hat <= 0.7
         got.add(r.method, r.target, t, "rmse_mean_psis", corrected[check.ok])
-        paper = M.rmse_paper(check.samples, r.theta, r.pmask, ep.task.support, check.weights)
         got.add(r.method, r.target, t, "rmse_paper_psis", paper[check.ok])
-    return check
+    return check, paper
 
 
-def _exact_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, s_seed, check=None):
+def _exact_metrics(
+    ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state, s_seed, check=None, corrected_paper=None
+):
     """Errors and 90% coverage of the task's exact reference posterior of the same data (same seed
     as the amortized posterior's samples); for an MCMC reference, the share of people whose chains
     did not converge and one row per such person (its worst R-hat and ESS). With the PSIS `check`,
     `rmse_mean_checked` is the RMSE of what a user is given: the corrected posterior's mean where
-    k-hat <= 0.7, the reference's mean where not; `rmse_paper_checked` the paper's RMSE of the same."""
+    k-hat <= 0.7, the reference's mean where not; `rmse_paper_checked` the paper's RMSE of the same
+    (`corrected_paper` [B]: the corrected posterior's, from `_psis_metrics`)."""
     task, th, pmask = ep.task, r.theta, r.pmask
     posterior = reference_posterior(task, state, ep.settings.num_samples, s_seed)
     if t == ep.horizon:
@@ -454,15 +458,14 @@ def _exact_metrics(ep: _Episodes, got: _Collected, r: _MethodRun, t: int, state,
     if posterior.unconverged is not None:
         got.rows.extend(_unconverged_rows(r.method, r.target, t, posterior))
     got.add(r.method, r.target, t, "rmse_mean_exact", M.rmse_mean(ref.mean(0), th, pmask))
-    got.add(r.method, r.target, t, "rmse_paper_exact", M.rmse_paper(ref, th, pmask, task.support))
+    exact_paper = M.rmse_paper(ref, th, pmask, task.support)
+    got.add(r.method, r.target, t, "rmse_paper_exact", exact_paper)
     got.add(r.method, r.target, t, "rmse_sample_exact", M.rmse_sample(ref, th, pmask))
     got.add(r.method, r.target, t, "coverage90_exact", M.interval_coverage(ref, th, pmask, 0.9))
     if check is not None:
         checked = np.where(check.ok[:, None], check.corrected_mean(), ref.mean(0))
         got.add(r.method, r.target, t, "rmse_mean_checked", M.rmse_mean(checked, th, pmask))
-        corrected = M.rmse_paper(check.samples, th, pmask, task.support, check.weights)
-        paper = np.where(check.ok, corrected, M.rmse_paper(ref, th, pmask, task.support))
-        got.add(r.method, r.target, t, "rmse_paper_checked", paper)
+        got.add(r.method, r.target, t, "rmse_paper_checked", np.where(check.ok, corrected_paper, exact_paper))
 
 
 def _unconverged_rows(method: str, target: str, t: int, posterior) -> list:
