@@ -51,7 +51,7 @@ def main(argv=None):
     trainer = Trainer(cfg, tempfile.mkdtemp())
     model, t, horizon = trainer.model, cfg.training, cfg.episodes.horizon
     epoch = t.warmup_epochs
-    batch, tmask, noise, steps = trainer._sample(tf.constant(epoch, tf.int64), 0, None)
+    batch, tmask, noise, steps = trainer.epoch_inputs(tf.constant(epoch, tf.int64), 0, None)
     jit = t.jit_compile
     state = initial_state(batch, horizon)
 

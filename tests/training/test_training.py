@@ -98,6 +98,25 @@ def test_the_constructor_writes_nothing_open_takes_the_run_dir(tmp_path):
     assert os.path.realpath(logdir) not in _LOCKS
 
 
+def test_epoch_inputs_come_from_the_epoch_and_stream_alone(tmp_path):
+    """Two trainers draw the same inputs for an epoch; another stream or epoch draws others; a
+    pool size changes N only."""
+    cfg = smoke("training.gradient_steps=2")
+    a, b = Trainer(cfg, tmp_path / "a"), Trainer(cfg, tmp_path / "b")
+    e, horizon, size = cfg.episodes, cfg.episodes.horizon, cfg.episodes.batch_size
+    batch, tmask, noise, steps = a.epoch_inputs(tf.constant(3, tf.int64))
+    again = b.epoch_inputs(tf.constant(3, tf.int64))
+    for x, y in zip(tf.nest.flatten((batch, tmask, noise, steps)), tf.nest.flatten(again)):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    assert tuple(noise.shape) == (horizon, size, e.num_candidates) and tmask.shape[0] == size
+    assert steps.dtype == tf.float32 and steps.shape == (2,) and np.all(np.diff(steps.numpy()) > 0)
+    other_stream = a.epoch_inputs(tf.constant(3, tf.int64), 1)[2]
+    other_epoch = a.epoch_inputs(tf.constant(4, tf.int64))[2]
+    assert not np.allclose(noise.numpy(), other_stream.numpy()) and not np.allclose(noise.numpy(), other_epoch.numpy())
+    small = a.epoch_inputs(tf.constant(3, tf.int64), 0, 5)[2]
+    assert tuple(small.shape) == (horizon, size, 5)
+
+
 def test_resume_continues_counter_optimizer_and_logs(tmp_path):
     first = Trainer(smoke("training.epochs=4"), tmp_path).fit(progress=False)
     assert first.epoch == 4

@@ -262,8 +262,10 @@ class Trainer:
         return received[0]
 
     # ---- one epoch -------------------------------------------------------------------------
-    def _sample(self, epoch, stream=0, num_candidates=None):
-        """`_sample_epoch` compiled once per pool size (a new pool size changes shapes)."""
+    def epoch_inputs(self, epoch, stream=0, num_candidates=None):
+        """The inputs training draws for a stream of an epoch, from its seed alone: (EpisodeBatch,
+        [B, L + M] bool target mask, [T, B, N] choice noise, [k] float32 steps to differentiate).
+        Compiled once per pool size N (None: the config's); benchmarks replay epochs with it."""
         if num_candidates not in self._samplers:
             self._samplers[num_candidates] = tf.function(lambda e, s: self._sample_epoch(e, s, num_candidates))
         return self._samplers[num_candidates](epoch, tf.constant(stream, tf.int32))
@@ -427,7 +429,7 @@ class Trainer:
         t = self.cfg.training
         warmup = epoch < t.warmup_epochs
         pool = None if warmup or not t.pool_sizes else t.pool_sizes[epoch % len(t.pool_sizes)]
-        batch, tmask, noise, steps = self._sample(tf.constant(epoch, tf.int64), 0, pool)
+        batch, tmask, noise, steps = self.epoch_inputs(tf.constant(epoch, tf.int64), 0, pool)
         grads, stats, logq, evaluated, chosen = self._compute[warmup](batch, tmask, noise, steps)
         stats = {k: float(v) for k, v in stats.items()}
         finite = all(math.isfinite(v) for v in stats.values())
@@ -452,7 +454,7 @@ class Trainer:
             if math.isfinite(float(stats["loss/nll"])):
                 self._apply(grads, lr, False)
         for j in range(t.random_updates):  # fresh episodes with random queries, as in warm-up
-            b, m, noise, steps = self._sample(tf.constant(epoch, tf.int64), 1 + t.inference_updates + j, None)
+            b, m, noise, steps = self.epoch_inputs(tf.constant(epoch, tf.int64), 1 + t.inference_updates + j, None)
             grads, stats, *_ = self._compute[True](b, m, noise, steps)
             if math.isfinite(float(stats["loss/nll"])):
                 self._apply(grads, lr, False)
