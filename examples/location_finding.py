@@ -11,8 +11,9 @@ with b = 0.1 (background), alpha = 1 (strength), m = 1e-4 (the paper's "maximum 
 parameter: the intensity at the source itself is b + alpha / m) and sigma = 0.5.
 
 Nothing here is part of `tfp_aline`: the model is three TFP distributions and a few names, and the
-package derives episode sampling, the log posterior and a NUTS reference posterior from them. A
-config names the class by import path,
+package derives episode sampling and the log posterior from them; the exact reference posterior
+is a grid (`examples/location_finding_grid.py`), which the task hands to evaluation in place of the
+package's default NUTS by overriding `reference_samples`. A config names the class by import path,
 
     task:
       class: examples.location_finding:LocationFindingTask
@@ -108,3 +109,19 @@ class LocationFindingTask(Task):
         theta, x = tf.cast(theta, self.dtype), tf.cast(x, self.dtype)
         loc = log_intensity(theta, x, o.background, o.strength, o.max_signal)
         return tfd.Normal(loc, tf.constant(o.noise_sd, self.dtype))
+
+    # The posterior is two-dimensional, so evaluation's exact reference is a grid, not NUTS (whose
+    # chains stay in separate modes of the sharp posteriors a policy's measurements produce).
+    reference_name = "grid"
+
+    def reference_samples(self, context_x, context_y, context_mask, num_samples: int, seed):
+        """Draws [S, B, 2] of the exact posterior, tabulated on a self-refining grid."""
+        from examples.location_finding_grid import grid_posterior_samples
+
+        return grid_posterior_samples(self, context_x, context_y, context_mask, num_samples, seed)
+
+    def reference_mean(self, context_x, context_y, context_mask, seed):
+        """Mean [B, 2] of the tabulated exact posterior (`seed` unused: no sampling)."""
+        from examples.location_finding_grid import grid_posterior_mean
+
+        return grid_posterior_mean(self, context_x, context_y, context_mask)

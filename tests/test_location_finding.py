@@ -160,3 +160,67 @@ def test_random_designs_reproduce_the_papers_spce():
     assert n == 2000
     assert abs(mean - 5.17) <= (high - low) / 2 + 0.05, (mean, low, high)
     assert np.all(r.spce <= math.log(1_000_001) + 1e-9)
+
+
+def _people(num, n, near, seed=0):
+    """Sources, designs and outcomes: the last `near` people measured mostly close to their source
+    (sharp posteriors, as after a policy's queries), the others at uniform points."""
+    task = LocationFindingTask()
+    rng = np.random.default_rng(seed)
+    theta = rng.random((num, 2))
+    x = rng.random((num, n, 2))
+    x[num - near :, n // 3 :] = np.clip(
+        theta[num - near :, None] + 0.02 * rng.standard_normal((near, n - n // 3, 2)), 0, 1
+    )
+    y = task.simulate_outcomes(tf.constant(theta, tf.float32), tf.constant(x, tf.float32), seed=tf.constant([seed, 1]))
+    return task, x.astype(np.float32), y.numpy(), np.ones((num, n), bool)
+
+
+def _brute_force_moments(task, x, y, mask, cells=2048):
+    """Posterior mean and sd [2] of one person on a uniform grid of cells x cells."""
+    u = (np.arange(cells) + 0.5) / cells
+    grid = np.stack(np.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
+    logp = np.concatenate(
+        [task.log_posterior(grid[i : i + 2**20, None], x, y, mask).numpy()[:, 0] for i in range(0, len(grid), 2**20)]
+    ).astype(np.float64)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    mean = w @ grid
+    return mean, np.sqrt(w @ (grid - mean) ** 2)
+
+
+def test_grid_reference_matches_a_brute_force_grid():
+    """Wide (uniform designs), sharp (designs near the source) and prior-only posteriors: the
+    self-refining grid's mean and sd equal a uniform 2048 x 2048 grid's; draws follow its weights."""
+    from examples.location_finding_grid import grid_posterior, grid_posterior_mean, grid_posterior_samples
+
+    task, x, y, mask = _people(4, 20, near=2)
+    mask[0] = False  # no data: the prior, Uniform[0, 1]^2
+    centres, side, weights = grid_posterior(task, x, y, mask)
+    assert centres.shape[:2] == weights.shape and np.allclose(weights.sum(1), 1.0)
+    assert side[0] == 1 / 128 and side[-1] < side[1]  # the prior stays coarse, a sharp posterior is refined
+    mean = grid_posterior_mean(task, x, y, mask)
+    sd = np.sqrt(np.einsum("bc,bcd->bd", weights, (centres - mean[:, None]) ** 2))
+    np.testing.assert_allclose(mean[0], [0.5, 0.5], atol=1e-9)
+    np.testing.assert_allclose(sd[0], [(1 / 12 - 1 / (12 * 128**2)) ** 0.5] * 2, rtol=1e-9)  # midpoint rule
+    for i in range(1, 4):
+        want_mean, want_sd = _brute_force_moments(task, x[i : i + 1], y[i : i + 1], mask[i : i + 1])
+        assert sd[i].max() < 0.05 and (i < 2 or sd[i].max() < 0.01)
+        np.testing.assert_allclose(mean[i], want_mean, atol=0.02 * want_sd.min())
+        np.testing.assert_allclose(sd[i], want_sd, rtol=0.02)
+    draws = grid_posterior_samples(task, x, y, mask, 20000, (0, 1))
+    assert draws.shape == (20000, 4, 2) and draws.min() >= 0 and draws.max() <= 1
+    np.testing.assert_allclose(draws.mean(0), mean, atol=4 * sd.max() / np.sqrt(20000))
+    np.testing.assert_allclose(draws.std(0), sd, rtol=0.03)
+    again = grid_posterior_samples(task, x, y, mask, 20000, (0, 1))
+    np.testing.assert_array_equal(draws, again)
+
+
+def test_the_task_hands_evaluation_its_grid():
+    task, x, y, mask = _people(2, 10, near=1)
+    assert task.reference_name == "grid"
+    ref = task.reference_posterior(x, y, mask, 100, tf.constant([0, 3]))
+    assert ref.nuts is None and ref.unconverged is None and np.asarray(ref.samples).shape == (100, 2, 2)
+    from examples.location_finding_grid import grid_posterior_mean
+
+    np.testing.assert_array_equal(task.reference_mean(x, y, mask, None), grid_posterior_mean(task, x, y, mask))
