@@ -11,8 +11,8 @@ the posterior's mass are few enough, splits them into finer cells and evaluates 
     level k: the KEEP cells of level k-1 with the highest log posterior, each split SPLIT x SPLIT.
 
 A person's posterior is then the finest level whose predecessor had at most KEEP cells within
-LOG_DROP of its maximum (so the cells left behind carry less than COARSE^2 * exp(-LOG_DROP) of
-the mass): piecewise constant on its cells, each with weight exp(log posterior) * area. Wide
+LOG_DROP of its maximum (so each cell left behind carries less than exp(-LOG_DROP) times the
+largest cell's mass): piecewise constant on its cells, each with weight exp(log posterior) * area. Wide
 posteriors stay on the coarse grid, which resolves them; sharp ones are refined down to cells of
 side h0 / SPLIT^LEVELS.
 """
